@@ -1,0 +1,153 @@
+"""Where Spark and MLflow come from: Databricks, a Spark Connect remote, or an embedded local session.
+
+Library code never asks for "the active session": it takes the session from its input
+DataFrame (``df.sparkSession``) or an explicit argument, so classic and Connect sessions
+can live side by side in one process (the tests do exactly that).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+_DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+_DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_formats: dict[int, str] = {}
+
+
+def on_databricks() -> bool:
+    """True inside a Databricks runtime (notebook, job or serverless)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def work_dir() -> Path:
+    """The local work directory (``$SPARK_RECS_HOME``, default ``.spark_recs``), created on demand."""
+    path = Path(os.environ.get("SPARK_RECS_HOME", ".spark_recs")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session (Databricks serverless, shared clusters, pysail)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def get_spark(remote: str | None = None, app_name: str = "spark_recs", conf: dict | None = None) -> SparkSession:
+    """Return a SparkSession.
+
+    On Databricks the runtime's session; with ``remote`` (or ``$SPARK_REMOTE``) a Spark
+    Connect session to that URL (``sc://host:port``); otherwise an embedded ``local[*]``
+    session whose warehouse and temp dirs live under :func:`work_dir`. ``conf`` adds or
+    overrides Spark settings of the embedded session.
+    """
+    if on_databricks():
+        return SparkSession.builder.getOrCreate()
+    remote = remote or os.environ.get("SPARK_REMOTE")
+    if remote:
+        log.info("Connecting to Spark Connect at %s", remote)
+        return SparkSession.builder.remote(remote).getOrCreate()
+    return _local_session(app_name, conf or {})
+
+
+def _local_session(app_name: str, conf: dict) -> SparkSession:
+    root = work_dir()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    cores = os.cpu_count() or 2
+    settings = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.shuffle.partitions": str(2 * cores),
+        "spark.default.parallelism": str(2 * cores),
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.local.dir": str(root / "tmp"),
+        "spark.driver.memory": os.environ.get("SPARK_RECS_DRIVER_MEMORY", "4g"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root / 'derby'}",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "true",
+    }
+    jars = os.environ.get("SPARK_RECS_DELTA_JARS")
+    if jars:
+        settings.update(
+            {
+                "spark.jars": jars,
+                "spark.sql.extensions": _DELTA_EXTENSION,
+                "spark.sql.catalog.spark_catalog": _DELTA_CATALOG,
+            }
+        )
+    settings.update(conf)
+    builder = SparkSession.builder.master(os.environ.get("SPARK_RECS_MASTER", "local[*]")).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SPARK_RECS_LOG_LEVEL", "WARN"))
+    return spark
+
+
+def storage_format(spark: SparkSession) -> str:
+    """``"delta"`` where Delta is available to ``spark``, else ``"parquet"``; decided once per session.
+
+    ``$SPARK_RECS_STORAGE_FORMAT`` forces the choice. Databricks has Delta; classic Spark has it
+    when the Delta extension is configured (``$SPARK_RECS_DELTA_JARS``); a Spark Connect
+    server is probed once with a one-row Delta write.
+    """
+    key = id(spark)
+    if key not in _formats:
+        forced = os.environ.get("SPARK_RECS_STORAGE_FORMAT")
+        if forced:
+            if forced not in ("delta", "parquet"):
+                raise ValueError(f"SPARK_RECS_STORAGE_FORMAT must be 'delta' or 'parquet', not {forced!r}")
+            fmt, why = forced, "SPARK_RECS_STORAGE_FORMAT"
+        elif on_databricks():
+            fmt, why = "delta", "Databricks runtime"
+        elif is_connect(spark):
+            fmt, why = ("delta", "Spark Connect server writes Delta") if _probe_delta(spark) else (
+                "parquet",
+                "Spark Connect server has no Delta",
+            )
+        elif _DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or ""):
+            fmt, why = "delta", "Delta extension on the classpath"
+        else:
+            fmt, why = "parquet", "no Delta jars (set SPARK_RECS_DELTA_JARS to enable Delta)"
+        _formats[key] = fmt
+        log.info("Storage format: %s (%s)", fmt, why)
+    return _formats[key]
+
+
+def _probe_delta(spark: SparkSession) -> bool:
+    path = work_dir() / "tmp" / f"delta-probe-{uuid.uuid4().hex}"
+    try:
+        spark.range(1).write.format("delta").mode("overwrite").save(str(path))
+        return spark.read.format("delta").load(str(path)).count() == 1
+    except Exception as exc:  # any failure means "no Delta here"; the reason is logged
+        log.info("Delta probe failed: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return False
+
+
+def default_tracking_uri() -> str:
+    """MLflow tracking URI: ``$MLFLOW_TRACKING_URI``, else ``databricks`` on Databricks, else SQLite in the work dir."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if on_databricks():
+        return "databricks"
+    return f"sqlite:///{work_dir() / 'mlflow.db'}"
+
+
+def configure_mlflow(tracking_uri: str | None = None, experiment: str | None = None) -> str:
+    """Point MLflow at ``tracking_uri`` (default :func:`default_tracking_uri`) and pick the experiment."""
+    import mlflow
+
+    uri = tracking_uri or default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri and uri != "databricks":
+        mlflow.set_registry_uri(uri)
+    if experiment:
+        mlflow.set_experiment(experiment)
+    return uri

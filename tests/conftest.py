@@ -1,0 +1,79 @@
+"""Shared fixtures: one classic local SparkSession, one pysail Spark Connect server, a temp MLflow store,
+and paths to the real data sets in ../shared/data (tests that need them skip when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """Path to a file or folder under ../shared/data, or skip the test with a clear message."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real data set not found at {path} (expected ../shared/data beside the project)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("spark_recs_home")
+    os.environ["SPARK_RECS_HOME"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark(work_dir):
+    """The classic local SparkSession, one per test run."""
+    from spark_recs.runtime import get_spark
+
+    session = get_spark(conf={"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def _connect_session(work_dir):
+    pysail = pytest.importorskip("pysail.spark", reason="pysail (dev extra) is needed for the Connect leg")
+    from pyspark.sql import SparkSession
+
+    server = pysail.SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    host, port = server.listening_address
+    session = SparkSession.builder.remote(f"sc://{host}:{port}").create()
+    # Creating a Connect session switches pyspark.sql.functions to Connect columns process-wide;
+    # switch it back so classic tests keep working, and let `connect_spark` switch it on per test.
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    yield session
+    session.stop()
+    server.stop()
+
+
+@pytest.fixture
+def connect_spark(_connect_session, monkeypatch):
+    """A Spark Connect session on a local pysail server (the Databricks serverless code path)."""
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    return _connect_session
+
+
+@pytest.fixture(params=["classic", "connect"])
+def any_spark(request):
+    """Runs a test twice: on classic local Spark and on Spark Connect (pysail)."""
+    return request.getfixturevalue("spark" if request.param == "classic" else "connect_spark")
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    """A real MLflow tracking store (SQLite) in a temp dir, set as the tracking URI for the test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
