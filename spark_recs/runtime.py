@@ -39,7 +39,9 @@ def is_connect(spark: SparkSession) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def get_spark(remote: str | None = None, app_name: str = "spark_recs", conf: dict | None = None) -> SparkSession:
+def get_spark(
+    remote: str | None = None, app_name: str = "spark_recs", conf: dict | None = None
+) -> SparkSession:
     """Return a SparkSession.
 
     On Databricks the runtime's session; with ``remote`` (or ``$SPARK_REMOTE``) a Spark
@@ -60,6 +62,7 @@ def _local_session(app_name: str, conf: dict) -> SparkSession:
     root = work_dir()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     cores = os.cpu_count() or 2
     settings = {
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -71,7 +74,7 @@ def _local_session(app_name: str, conf: dict) -> SparkSession:
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={root / 'derby'}",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "true",
+        "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
     }
     jars = os.environ.get("SPARK_RECS_DELTA_JARS")
     if jars:
@@ -108,9 +111,13 @@ def storage_format(spark: SparkSession) -> str:
         elif on_databricks():
             fmt, why = "delta", "Databricks runtime"
         elif is_connect(spark):
-            fmt, why = ("delta", "Spark Connect server writes Delta") if _probe_delta(spark) else (
-                "parquet",
-                "Spark Connect server has no Delta",
+            fmt, why = (
+                ("delta", "Spark Connect server writes Delta")
+                if _probe_delta(spark)
+                else (
+                    "parquet",
+                    "Spark Connect server has no Delta",
+                )
             )
         elif _DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or ""):
             fmt, why = "delta", "Delta extension on the classpath"

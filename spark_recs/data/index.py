@@ -8,12 +8,16 @@ collected per id and no window runs over a single partition.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BUCKETS = 64
+BROADCAST_LIMIT = 1_000_000
 UNKNOWN_OPTIONS = ("error", "drop", "reserve")
 
 
@@ -35,3 +39,99 @@ def dense_positions(
         .withColumn(out, (F.row_number().over(window) - 1 + F.col("_start")).cast("long"))
         .drop("_bucket", "_start")
     )
+
+
+class UnknownIdError(KeyError):
+    """Ids at transform time that the index was not fitted on."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class IdIndex:
+    """A fitted mapping ``id -> index`` (``0..size-1``) held as a Spark DataFrame ``(id, index)``.
+
+    ``unknown`` decides what :meth:`transform` does with ids not in the index: ``"error"``
+    raises (with the count and examples), ``"drop"`` removes those rows and records how many in
+    :attr:`dropped`, ``"reserve"`` maps them all to the reserved index ``size``.
+    """
+
+    mapping: DataFrame
+    size: int
+    name: str = "id"
+    unknown: str = "error"
+    dropped: int = 0
+
+    @classmethod
+    def fit(
+        cls, df: DataFrame, column: str, *, unknown: str = "error", buckets: int = DEFAULT_BUCKETS
+    ) -> IdIndex:
+        """Index the distinct non-null values of ``df[column]``; deterministic for the same set of ids."""
+        _check_unknown(unknown)
+        ids = df.select(F.col(column).alias("id")).where(F.col("id").isNotNull()).distinct()
+        mapping = dense_positions(ids, [F.col("id")], "index", buckets=buckets, bucket_key=F.col("id"))
+        size = int(mapping.agg(F.count("*")).first()[0])
+        return cls(mapping, size, column, unknown)
+
+    def transform(self, df: DataFrame, column: str | None = None, out: str | None = None) -> DataFrame:
+        """Replace (or, with ``out``, add) ``column`` by its dense index; unknown ids per :attr:`unknown`."""
+        column = column or self.name
+        out = out or column
+        joined = df.join(self._lookup(), F.col(column) == F.col("_id"), "left")
+        if self.unknown == "reserve":
+            joined = joined.withColumn("_index", F.coalesce(F.col("_index"), F.lit(self.size).cast("long")))
+        else:
+            missing = joined.where(F.col("_index").isNull())
+            n_missing = missing.count()
+            if n_missing and self.unknown == "error":
+                examples = [r[0] for r in missing.select(column).limit(5).collect()]
+                raise UnknownIdError(
+                    f"{n_missing:,} row(s) have {column} values not in the {self.name} index (e.g. {examples}); "
+                    "pass unknown='drop' to drop them (counted) or unknown='reserve' to map them to a reserved index"
+                )
+            self.dropped = n_missing
+            if n_missing:
+                log.info("Dropped %d row(s) with %s unknown to the %s index", n_missing, column, self.name)
+            joined = joined.where(F.col("_index").isNotNull())
+        return _put(joined, df.columns, "_index", column, out)
+
+    def inverse_transform(
+        self, df: DataFrame, column: str | None = None, out: str | None = None
+    ) -> DataFrame:
+        """Map dense indices in ``column`` back to raw ids (the reserved index maps to null)."""
+        column = column or self.name
+        out = out or column
+        joined = df.join(self._lookup(), F.col(column) == F.col("_index"), "left")
+        return _put(joined, df.columns, "_id", column, out)
+
+    def _lookup(self) -> DataFrame:
+        lookup = self.mapping.select(F.col("id").alias("_id"), F.col("index").alias("_index"))
+        return F.broadcast(lookup) if self.size <= BROADCAST_LIMIT else lookup
+
+    def save(self, target: str) -> None:
+        """Persist the mapping as a table or path (see :func:`spark_recs.data.io.write_table`)."""
+        from spark_recs.data.io import write_table
+
+        write_table(self.mapping, target)
+
+    @classmethod
+    def load(cls, spark, source: str, name: str = "id", unknown: str = "error") -> IdIndex:
+        """Load a mapping saved by :meth:`save`."""
+        from spark_recs.data.io import read_table
+
+        mapping = read_table(spark, source)
+        return cls(mapping, int(mapping.count()), name, unknown)
+
+
+def _check_unknown(unknown: str) -> None:
+    if unknown not in UNKNOWN_OPTIONS:
+        raise ValueError(f"unknown must be one of {UNKNOWN_OPTIONS}, not {unknown!r}")
+
+
+def _put(joined: DataFrame, columns: list[str], value: str, column: str, out: str) -> DataFrame:
+    """Select ``columns`` from ``joined`` with ``value`` replacing ``column`` (or added as ``out``)."""
+    cols = [F.col(value).alias(out) if c == column and out == column else F.col(c) for c in columns]
+    if out != column:
+        cols.append(F.col(value).alias(out))
+    return joined.select(*cols)

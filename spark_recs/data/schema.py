@@ -105,13 +105,17 @@ def _id_types(df: DataFrame, id_columns: list[str], id_type: str) -> dict[str, s
     """Decide per id column whether ids are integers (``long``) or strings, in one aggregate pass."""
     if id_type != "auto":
         return {c: id_type for c in id_columns}
-    numeric = {f.name for f in df.schema.fields if f.dataType.typeName() in ("integer", "long", "short", "byte")}
+    numeric = {
+        f.name for f in df.schema.fields if f.dataType.typeName() in ("integer", "long", "short", "byte")
+    }
     to_check = [c for c in id_columns if c not in numeric]
     types = {c: "long" for c in id_columns if c in numeric}
     if to_check:
         row = df.agg(
             *[
-                F.sum((F.col(c).isNotNull() & F.trim(F.col(c)).try_cast("long").isNull()).cast("long")).alias(c)
+                F.sum((F.col(c).isNotNull() & F.trim(F.col(c)).try_cast("long").isNull()).cast("long")).alias(
+                    c
+                )
                 for c in to_check
             ]
         ).first()
@@ -144,14 +148,17 @@ def validate(
 
     parsed = {c: _parsed_id(c, types[c]) for c in id_columns}
     checks: list[tuple[Column, str]] = [
-        (parsed[c].isNull(), f"null or non-integer {c}" if id_type == "long" else f"null {c}") for c in id_columns
+        (parsed[c].isNull(), f"null or non-integer {c}" if id_type == "long" else f"null {c}")
+        for c in id_columns
     ]
     if time_column:
         parsed[time_column] = _parsed_time(time_column, dtypes[time_column])
         checks.append((parsed[time_column].isNull(), f"unparseable {time_column}"))
     if rating_column:
         parsed[rating_column] = F.col(rating_column).try_cast("double")
-        checks.append((parsed[rating_column].isNull() | F.isnan(parsed[rating_column]), f"non-numeric {rating_column}"))
+        checks.append(
+            (parsed[rating_column].isNull() | F.isnan(parsed[rating_column]), f"non-numeric {rating_column}")
+        )
 
     reason = F.lit(None).cast("string")
     for failed, why in reversed(checks):

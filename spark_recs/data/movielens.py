@@ -1,0 +1,90 @@
+"""MovieLens loaders: 100k (``u.data``/``u.user``/``u.item``), latest-small and the 20M layout.
+
+Ratings come back validated as ``user, item, rating, timestamp`` (see :func:`~spark_recs.data.schema.validate`):
+the result carries the accepted rows, the rejected rows with reasons, and the counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_recs.data.io import read_table
+from spark_recs.data.schema import RatingColumns, Validated, validate
+
+GENRES_100K = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+]  # fmt: skip
+RATINGS = RatingColumns()
+
+
+def movielens_layout(path: str | Path) -> str:
+    """``"100k"`` (``u.data``), ``"csv"`` (latest-small, 20M: ``ratings.csv``) or ``"dat"`` (1M/10M ``::``)."""
+    path = Path(path)
+    for name, layout in (("u.data", "100k"), ("ratings.csv", "csv"), ("ratings.dat", "dat")):
+        if (path / name).is_file():
+            return layout
+    raise FileNotFoundError(
+        f"{path} is not a MovieLens folder: expected u.data (100k), ratings.csv (latest-small, 20M) "
+        "or ratings.dat (1M, 10M)"
+    )
+
+
+def load_ratings(spark: SparkSession, path: str | Path, *, file: str | None = None) -> Validated:
+    """Load and validate a MovieLens folder's ratings (or ``file`` inside it, e.g. ``u1.base``)."""
+    path = Path(path)
+    layout = movielens_layout(path)
+    names = ["user", "item", "rating", "timestamp"]
+    if layout == "100k":
+        raw = read_table(spark, str(path / (file or "u.data")), sep="\t", header=False).toDF(*names)
+    elif layout == "csv":
+        raw = read_table(spark, str(path / (file or "ratings.csv")), sep=",")
+        raw = raw.select(
+            *[F.col(c).alias(n) for c, n in zip(["userId", "movieId", "rating", "timestamp"], names)]
+        )
+    else:
+        lines = spark.read.text(str(path / (file or "ratings.dat")))
+        parts = F.split(F.col("value"), "::")
+        raw = lines.select(*[parts.getItem(i).alias(n) for i, n in enumerate(names)])
+    return validate(
+        raw, RATINGS.ids, "timestamp", "rating", id_type="long", what=f"MovieLens ratings {path.name}"
+    )
+
+
+def load_items(spark: SparkSession, path: str | Path) -> DataFrame:
+    """Items with ``item, title, genres`` (array of genre names); for 100k also one 0/1 column per genre."""
+    path = Path(path)
+    layout = movielens_layout(path)
+    if layout == "100k":
+        cols = ["item", "title", "release_date", "video_release_date", "imdb_url"] + GENRES_100K
+        raw = read_table(spark, str(path / "u.item"), sep="|", header=False, encoding="ISO-8859-1").toDF(
+            *cols
+        )
+        flags = [F.col(g).cast("int").alias(g) for g in GENRES_100K]
+        genres = F.filter(
+            F.array(*[F.when(F.col(g) == "1", F.lit(g)) for g in GENRES_100K]), lambda g: g.isNotNull()
+        )
+        return raw.select(F.col("item").cast("long"), "title", "release_date", genres.alias("genres"), *flags)
+    name = "movies.csv" if layout == "csv" else "movies.dat"
+    if layout == "csv":
+        raw = read_table(spark, str(path / name), sep=",").withColumnRenamed("movieId", "item")
+    else:
+        parts = F.split(F.col("value"), "::")
+        raw = spark.read.text(str(path / name), wholetext=False).select(
+            parts.getItem(0).alias("item"), parts.getItem(1).alias("title"), parts.getItem(2).alias("genres")
+        )
+    return raw.select(F.col("item").cast("long"), "title", F.split(F.col("genres"), r"\|").alias("genres"))
+
+
+def load_users(spark: SparkSession, path: str | Path) -> DataFrame:
+    """ml-100k users: ``user, age, gender, occupation, zip``."""
+    path = Path(path)
+    if movielens_layout(path) != "100k":
+        raise ValueError(f"user features exist only in the ml-100k layout (u.user); {path} has none")
+    raw = read_table(spark, str(path / "u.user"), sep="|", header=False).toDF(
+        "user", "age", "gender", "occupation", "zip"
+    )
+    return raw.select(F.col("user").cast("long"), F.col("age").cast("int"), "gender", "occupation", "zip")

@@ -1,0 +1,47 @@
+"""Session-log loaders: ``SessionId, ItemId, Time`` files (tab or comma separated) and raw DIGINETICA views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_recs.data.io import read_table
+from spark_recs.data.schema import SessionColumns, Validated, validate
+
+
+def load_sessions(
+    spark: SparkSession,
+    source: str | Path,
+    *,
+    session_key: str = "SessionId",
+    item_key: str = "ItemId",
+    time_key: str = "Time",
+    sep: str | None = None,
+    id_type: str = "auto",
+) -> Validated:
+    """Load and validate a session log (file, path or table) with the given column names.
+
+    ``Time`` may be epoch seconds or a timestamp string; it comes back as epoch seconds.
+    """
+    raw = read_table(spark, str(source), sep=sep)
+    cols = SessionColumns(session_key, item_key, time_key)
+    return validate(raw, cols.ids, time_key, id_type=id_type, what=f"session log {Path(str(source)).name}")
+
+
+def load_diginetica(spark: SparkSession, path: str | Path) -> Validated:
+    """Raw DIGINETICA ``train-item-views.csv`` as a session log.
+
+    Time = the session date (epoch seconds) + ``timeframe`` (ms since session start) / 1000.
+    """
+    raw = read_table(spark, str(path), sep=";")
+    cols = {c.lower(): c for c in raw.columns}
+    session, item = cols.get("session_id", cols.get("sessionid")), cols.get("item_id", cols.get("itemid"))
+    day = F.unix_timestamp(F.to_date(F.col(cols["eventdate"])))
+    log = raw.select(
+        F.col(session).alias("SessionId"),
+        F.col(item).alias("ItemId"),
+        (day + F.col(cols["timeframe"]).try_cast("double") / 1000).alias("Time"),
+    )
+    return validate(log, ["SessionId", "ItemId"], "Time", what=f"DIGINETICA views {Path(path).name}")
