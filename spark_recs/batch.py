@@ -91,21 +91,16 @@ def recommend_sessions(
         torch.set_num_threads(_threads(num_threads))
         model = payload.restore()
         k = n or model.n_items
-        pending: list[pd.DataFrame] = []
+        pending = pd.DataFrame()
         for frame in frames:
-            if frame.empty:
-                continue
             # A session may continue into the next Arrow batch: hold its rows back until it is complete.
-            last = frame[session_key].iloc[-1]
-            tail = frame[session_key].to_numpy() == last
-            pending.append(frame[~tail])
-            complete = pd.concat(pending)
-            pending = [frame[tail]]
-            yield from _score_sessions(model, complete, session_key, item_key, k, every_prefix, batch_size)
-        if pending:
-            yield from _score_sessions(
-                model, pd.concat(pending), session_key, item_key, k, every_prefix, batch_size
-            )
+            buffer = pd.concat([pending, frame]) if len(pending) else frame
+            if buffer.empty:
+                continue
+            tail = buffer[session_key].to_numpy() == buffer[session_key].iloc[-1]
+            pending = buffer[tail]
+            yield from _score_sessions(model, buffer[~tail], session_key, item_key, k, every_prefix, batch_size)
+        yield from _score_sessions(model, pending, session_key, item_key, k, every_prefix, batch_size)
 
     return ordered.mapInPandas(run, schema)
 

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-_TRUSTED_PREFIX = "spark_recs."
 
 
 @dataclass(frozen=True)
 class Payload:
-    """A model as plain data: ``kind`` (``module:Class`` of a spark_recs model), JSON-able ``config``,
+    """A model as plain data: ``kind`` (``module:Class`` of a Model subclass), JSON-able ``config``,
     and the ``state`` bytes."""
 
     kind: str
@@ -30,13 +29,13 @@ class Payload:
     state: bytes
 
     def restore(self) -> Model:
-        """Rebuild the model; only :class:`Model` subclasses defined in spark_recs are accepted."""
+        """Rebuild the model; ``kind`` must name a :class:`Model` subclass (nothing else is instantiated)."""
         module, _, name = self.kind.partition(":")
-        if not module.startswith(_TRUSTED_PREFIX) or not name:
-            raise ValueError(f"model kind {self.kind!r} is not a spark_recs model (expected 'spark_recs.<module>:<Class>')")
+        if not module or not name:
+            raise ValueError(f"model kind {self.kind!r} is not of the form 'package.module:Class'")
         cls = getattr(importlib.import_module(module), name, None)
         if not (isinstance(cls, type) and issubclass(cls, Model)):
-            raise ValueError(f"model kind {self.kind!r} does not name a spark_recs Model class")
+            raise ValueError(f"model kind {self.kind!r} does not name a spark_recs Model subclass")
         tensors = torch.load(io.BytesIO(self.state), weights_only=True, map_location="cpu")
         return cls.from_state(self.config, tensors)
 
