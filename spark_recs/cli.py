@@ -14,6 +14,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(
         sessions=args.sessions,
+        ratings=args.ratings,
+        test_days=args.test_days,
         n_events=args.events,
         n_items=args.items,
         seed=args.seed,
@@ -39,11 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the main job end to end (synthetic sessions by default)",
         description="Load, validate, index and split a session log, train Popular, recommend the top 20 after "
         "every test event with a pandas UDF, compute Recall@20/MRR@20 and log the run to MLflow.",
-        epilog="examples:\n  spark-recs demo\n  spark-recs demo --sessions clicks.tsv --tracking-uri sqlite:///mlflow.db",
+        epilog="examples:\n  spark-recs demo\n  spark-recs demo --ratings ../shared/data/ml-100k --test-days 30\n  spark-recs demo --sessions clicks.tsv --tracking-uri sqlite:///mlflow.db",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
         "--sessions", help="session log (SessionId, ItemId, Time; file, path or table); default synthetic"
+    )
+    demo.add_argument(
+        "--ratings",
+        help="ratings instead (MovieLens folder, or user,item,rating,timestamp file/table); users act as sessions",
+    )
+    demo.add_argument(
+        "--test-days", type=float, default=1.0, help="test = sessions ending in the last N days (default 1)"
     )
     demo.add_argument("--events", type=int, default=200_000, help="synthetic events (default 200000)")
     demo.add_argument("--items", type=int, default=2_000, help="synthetic items (default 2000)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mlflow
@@ -13,8 +13,9 @@ from pyspark.sql import SparkSession
 
 from spark_recs.batch import recommend_sessions
 from spark_recs.data.index import IdIndex
-from spark_recs.data.io import write_table
-from spark_recs.data.schema import validate
+from spark_recs.data.io import read_table, write_table
+from spark_recs.data.movielens import load_ratings
+from spark_recs.data.schema import Validated, validate
 from spark_recs.data.sessions import load_sessions
 from spark_recs.data.split import preprocess_sessions, time_split
 from spark_recs.data.synthetic import synthetic_sessions
@@ -29,9 +30,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """What the demo runs on; every field has a working default (synthetic sessions)."""
+    """What the demo runs on; every field has a working default (synthetic sessions).
+
+    With ``ratings`` (a MovieLens folder or a ``user, item, rating, timestamp`` file or table) each
+    user's ratings in time order play the part of a session.
+    """
 
     sessions: str | None = None
+    ratings: str | None = None
     session_key: str = "SessionId"
     item_key: str = "ItemId"
     time_key: str = "Time"
@@ -49,14 +55,22 @@ class DemoConfig:
 def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
     """Run the demo job; returns the metrics, row counts and where everything was written."""
     cfg = config or DemoConfig()
+    if cfg.ratings:
+        cfg = replace(cfg, session_key="user", item_key="item", time_key="timestamp")
     keys = {"session_key": cfg.session_key, "item_key": cfg.item_key, "time_key": cfg.time_key}
     out = Path(cfg.output) if cfg.output else work_dir() / "demo"
     steps = Steps(7)
-    source = cfg.sessions or f"synthetic(n_events={cfg.n_events}, n_items={cfg.n_items}, seed={cfg.seed})"
+    source = (
+        cfg.sessions
+        or cfg.ratings
+        or f"synthetic(n_events={cfg.n_events}, n_items={cfg.n_items}, seed={cfg.seed})"
+    )
 
     with steps.step(f"Load and validate {source}"):
         if cfg.sessions:
             checked = load_sessions(spark, cfg.sessions, **keys)
+        elif cfg.ratings:
+            checked = _load_ratings(spark, cfg.ratings)
         else:
             raw = synthetic_sessions(spark, cfg.n_events, cfg.n_items, seed=cfg.seed)
             checked = validate(raw, [cfg.session_key, cfg.item_key], cfg.time_key, what="synthetic sessions")
@@ -121,6 +135,13 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
         "output": str(out),
         "format": storage_format(spark),
     }
+
+
+def _load_ratings(spark: SparkSession, source: str) -> Validated:
+    if Path(source).is_dir() and not (Path(source) / "_delta_log").exists():
+        return load_ratings(spark, source)
+    raw = read_table(spark, source)
+    return validate(raw, ["user", "item"], "timestamp", "rating", what=f"ratings {source}")
 
 
 def summary(result: dict) -> str:

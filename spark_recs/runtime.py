@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -59,6 +60,12 @@ def get_spark(
 
 
 def _local_session(app_name: str, conf: dict) -> SparkSession:
+    java_home = os.environ.get("JAVA_HOME")
+    if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
+        raise RuntimeError(
+            "Java not found: local Spark needs a Java 17+ runtime (e.g. 'apt-get install openjdk-17-jre-headless'); "
+            "install it or set JAVA_HOME, or use Spark Connect with SPARK_REMOTE=sc://host:port"
+        )
     root = work_dir()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
