@@ -1,0 +1,163 @@
+"""YAML configuration: the defaults in one place, validation with clear errors, ``--set`` overrides.
+
+The schema follows GRU4Rec's ``example.yaml`` (sections ``model``, ``data``, ``data_split``,
+``training``, ``evaluation``, ``paths``). Unknown keys are errors naming the closest valid key;
+values out of range name the allowed range.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a config value may be: its type, and a numeric range or a set of choices."""
+
+    kind: type | tuple[type, ...]
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    items: Rule | None = None
+    nullable: bool = False
+
+    def check(self, key: str, value: Any) -> None:
+        if value is None and self.nullable:
+            return
+        if self.items is not None:
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
+            for i, item in enumerate(value):
+                self.items.check(f"{key}[{i}]", item)
+            return
+        if isinstance(value, bool) and self.kind is not bool or not isinstance(value, self.kind):
+            raise ConfigError(f"{key} must be {_type_name(self.kind)}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{key} must be one of {list(self.choices)}, got {value!r}")
+        too_low = self.low is not None and value < self.low
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            upper = "inf" if self.high is None else f"{self.high:g}"
+            bracket = ")" if self.high_open or self.high is None else "]"
+            raise ConfigError(f"{key} = {value!r} is out of range [{self.low:g}, {upper}{bracket}")
+
+
+def _type_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(
+        {int: "an integer", float: "a number", str: "a string", bool: "true/false"}[k] for k in kinds
+    )
+
+
+_NUM = (int, float)
+_FRACTION = Rule(_NUM, 0, 1, high_open=True)
+_POSITIVE_INT = Rule(int, 1)
+
+#: Every key with its default value and rule, by section.
+SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+    "model": {
+        "layers": ([100], Rule(list, items=_POSITIVE_INT)),
+        "loss": ("cross-entropy", Rule(str, choices=("cross-entropy", "bpr-max", "top1", "top1-max", "bpr"))),
+        "batch_size": (64, _POSITIVE_INT),
+        "dropout_p_embed": (0.0, _FRACTION),
+        "dropout_p_hidden": (0.0, _FRACTION),
+        "learning_rate": (0.05, Rule(_NUM, 0, None)),
+        "momentum": (0.0, _FRACTION),
+        "sample_alpha": (0.5, Rule(_NUM, 0, 1)),
+        "n_sample": (2048, Rule(int, 0)),
+        "embedding": (0, Rule(int, 0)),
+        "constrained_embedding": (True, Rule(bool)),
+        "n_epochs": (10, _POSITIVE_INT),
+        "bpreg": (1.0, Rule(_NUM, 0)),
+        "elu_param": (0.5, Rule(_NUM, 0)),
+        "logq": (0.0, Rule(_NUM, 0)),
+        "device": ("cpu", Rule(str)),
+        "seed": (42, Rule(int, 0)),
+    },
+    "data": {
+        "session_key": ("SessionId", Rule(str)),
+        "item_key": ("ItemId", Rule(str)),
+        "time_key": ("Time", Rule(str)),
+    },
+    "data_split": {
+        "valid_fraction": (0.1, _FRACTION),
+        "test_fraction": (0.1, _FRACTION),
+    },
+    "training": {
+        "sample_cache_max_size": (10_000_000, Rule(int, 0)),
+        "compatibility_mode": (True, Rule(bool)),
+    },
+    "evaluation": {
+        "cutoff": ([20], Rule(list, items=_POSITIVE_INT)),
+        "batch_size": (512, _POSITIVE_INT),
+        "mode": ("conservative", Rule(str, choices=("conservative", "standard", "median"))),
+    },
+    "paths": {
+        "model_save": ("model.pth", Rule(str, nullable=True)),
+        "model_load": (None, Rule(str, nullable=True)),
+    },
+}
+
+
+def defaults() -> dict:
+    """A fresh copy of every default value, by section."""
+    return {section: {k: copy.deepcopy(v[0]) for k, v in keys.items()} for section, keys in SCHEMA.items()}
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {valid}"
+
+
+def validate_config(config: dict) -> dict:
+    """Check every section, key and value of ``config``; return it unchanged or raise :class:`ConfigError`."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
+    for section, values in config.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section {section!r}{_closest(section, list(SCHEMA))}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {section!r} must be a mapping of keys to values")
+        for key, value in values.items():
+            if key not in SCHEMA[section]:
+                full = [f"{section}.{k}" for k in SCHEMA[section]]
+                raise ConfigError(f"unknown key '{section}.{key}'{_closest(f'{section}.{key}', full)}")
+            SCHEMA[section][key][1].check(f"{section}.{key}", value)
+    return config
+
+
+def apply_override(config: dict, assignment: str) -> None:
+    """Apply one ``section.key=value`` override in place (the value is parsed as YAML)."""
+    path, sep, raw = assignment.partition("=")
+    if not sep or "." not in path:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    section, key = path.split(".", 1)
+    config.setdefault(section, {})[key] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
+    """Defaults, updated by the YAML file at ``path`` and by ``overrides``, validated."""
+    config = defaults()
+    given: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        given = yaml.safe_load(path.read_text()) or {}
+    for assignment in overrides:
+        apply_override(given, assignment)
+    validate_config(given)
+    for section, values in given.items():
+        config[section].update(values)
+    return config

@@ -1,0 +1,53 @@
+"""Config loading: defaults, file, overrides, and errors that name the key and the allowed values."""
+
+from pathlib import Path
+
+import pytest
+
+from spark_recs.config import ConfigError, defaults, load_config
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_example_config_loads_and_keeps_unset_defaults(tmp_path):
+    config = load_config(CONF / "example.yaml")
+    assert config["model"]["learning_rate"] == 0.2 and config["model"]["logq"] == 1.0
+    assert config["model"]["seed"] == defaults()["model"]["seed"]
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("model:\n  layers: [64, 32]\n")
+    loaded = load_config(partial)
+    assert loaded["model"]["layers"] == [64, 32] and loaded["evaluation"]["cutoff"] == [20]
+
+
+def test_overrides_are_parsed_as_yaml():
+    config = load_config(
+        CONF / "example.yaml", ["model.layers=[512]", "evaluation.mode=median", "model.momentum=0.1"]
+    )
+    assert config["model"]["layers"] == [512]
+    assert config["evaluation"]["mode"] == "median"
+    assert config["model"]["momentum"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.lyers=[10]", "unknown key 'model.lyers'; did you mean 'model.layers'?"),
+        ("modle.layers=[10]", "unknown section 'modle'; did you mean 'model'?"),
+        ("model.dropout_p_hidden=1.5", "model.dropout_p_hidden = 1.5 is out of range [0, 1)"),
+        ("model.batch_size=0", "model.batch_size = 0 is out of range [1, inf)"),
+        ("model.loss=hinge", "model.loss must be one of"),
+        ("model.constrained_embedding=3", "must be true/false"),
+        ("model.n_epochs=true", "must be an integer"),
+        ("evaluation.cutoff=[]", "non-empty list"),
+        ("model.layers", "section.key=value"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    assert message in str(error.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
