@@ -99,7 +99,9 @@ def recommend_sessions(
                 continue
             tail = buffer[session_key].to_numpy() == buffer[session_key].iloc[-1]
             pending = buffer[tail]
-            yield from _score_sessions(model, buffer[~tail], session_key, item_key, k, every_prefix, batch_size)
+            yield from _score_sessions(
+                model, buffer[~tail], session_key, item_key, k, every_prefix, batch_size
+            )
         yield from _score_sessions(model, pending, session_key, item_key, k, every_prefix, batch_size)
 
     return ordered.mapInPandas(run, schema)

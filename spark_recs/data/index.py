@@ -32,7 +32,8 @@ def dense_positions(
     bucketed = df.withColumn("_bucket", F.pmod(F.xxhash64(bucket_key), F.lit(buckets)))
     sizes = bucketed.groupBy("_bucket").count().orderBy("_bucket").toPandas()
     sizes["_start"] = sizes["count"].cumsum() - sizes["count"]
-    starts = df.sparkSession.createDataFrame(sizes[["_bucket", "_start"]])
+    # An explicit schema: with no rows (no ids) there is nothing to infer the types from.
+    starts = df.sparkSession.createDataFrame(sizes[["_bucket", "_start"]], "_bucket long, _start long")
     window = Window.partitionBy("_bucket").orderBy(*order)
     return (
         bucketed.join(F.broadcast(starts), "_bucket")
@@ -63,6 +64,9 @@ class IdIndex:
     unknown: str = "error"
     dropped: int = 0
 
+    def __post_init__(self) -> None:
+        _check_unknown(self.unknown)  # also for load(): an unchecked typo would silently drop rows
+
     @classmethod
     def fit(
         cls, df: DataFrame, column: str, *, unknown: str = "error", buckets: int = DEFAULT_BUCKETS
@@ -70,7 +74,10 @@ class IdIndex:
         """Index the distinct non-null values of ``df[column]``; deterministic for the same set of ids."""
         _check_unknown(unknown)
         ids = df.select(F.col(column).alias("id")).where(F.col("id").isNotNull()).distinct()
-        mapping = dense_positions(ids, [F.col("id")], "index", buckets=buckets, bucket_key=F.col("id"))
+        # Hash integers as long, so int and bigint columns with the same ids get the same mapping.
+        integral = dict(ids.dtypes)["id"] in ("tinyint", "smallint", "int", "bigint")
+        key = F.col("id").cast("long") if integral else F.col("id")
+        mapping = dense_positions(ids, [F.col("id")], "index", buckets=buckets, bucket_key=key)
         size = int(mapping.agg(F.count("*")).first()[0])
         return cls(mapping, size, column, unknown)
 

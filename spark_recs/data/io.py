@@ -44,11 +44,16 @@ def quote_table_name(name: str) -> str:
 
 
 def _split_name(name: str) -> list[str]:
-    return re.findall(r"`[^`]+`|[^.]+", name)
+    parts = re.findall(r"`[^`]+`|[^.]+", name)
+    # findall skips what it cannot match ("a..b", "`a`b"): such names are invalid, not silently repaired.
+    return parts if ".".join(parts) == name else []
 
 
 def _sniff_separator(path: Path) -> str:
-    first = path.read_text(errors="replace").split("\n", 1)[0] if path.is_file() else ""
+    if not path.is_file():
+        return ","
+    with path.open(errors="replace") as f:  # only the first line: session logs can be gigabytes
+        first = f.readline()
     for sep in ("\t", ";", "|", ","):
         if sep in first:
             return sep
@@ -75,7 +80,10 @@ def read_table(
     fmt = format or _detect_format(path)
     if fmt in ("csv", "text"):
         sep = sep or _TEXT_SUFFIXES.get(path.suffix.lower()) or _sniff_separator(path)
-        return spark.read.csv(str(source), sep=sep, header=header, inferSchema=False, encoding=encoding)
+        # escape='"': quotes inside quoted fields are doubled (RFC 4180, MovieLens), not backslashed.
+        return spark.read.csv(
+            str(source), sep=sep, header=header, inferSchema=False, encoding=encoding, escape='"'
+        )
     return spark.read.format(fmt).load(str(source))
 
 
@@ -135,9 +143,14 @@ def _write_named(df: DataFrame, name: str, fmt: str, mode: str) -> None:
     except BaseException:
         spark.sql(f"DROP TABLE IF EXISTS {staging}")
         raise
-    spark.sql(f"ALTER TABLE {name} RENAME TO {retired}")
-    spark.sql(f"ALTER TABLE {staging} RENAME TO {name}")
+    spark.sql(f"ALTER TABLE {name} RENAME TO {_without_catalog(retired)}")
+    spark.sql(f"ALTER TABLE {staging} RENAME TO {_without_catalog(name)}")
     spark.sql(f"DROP TABLE IF EXISTS {retired}")
+
+
+def _without_catalog(name: str) -> str:
+    # The session catalog rejects a catalog part in RENAME TO; the table stays in its catalog anyway.
+    return ".".join(_split_name(name)[-2:])
 
 
 def read_databricks_table(name: str, spark: SparkSession | None = None) -> DataFrame:

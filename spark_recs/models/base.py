@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 
-
 @dataclass(frozen=True)
 class Payload:
     """A model as plain data: ``kind`` (``module:Class`` of a Model subclass), JSON-able ``config``,

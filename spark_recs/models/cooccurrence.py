@@ -26,7 +26,9 @@ class ItemCoOccurrence(Model):
         pairs = items[:-1][same] * n_items + items[1:][same]
         keys, counts = np.unique(pairs, return_counts=True)
         src, dst = np.divmod(keys, n_items)
-        self.indptr = torch.from_numpy(np.r_[0, np.cumsum(np.bincount(src, minlength=n_items))].astype(np.int64))
+        self.indptr = torch.from_numpy(
+            np.r_[0, np.cumsum(np.bincount(src, minlength=n_items))].astype(np.int64)
+        )
         self.indices = torch.from_numpy(dst.astype(np.int64))
         self.values = torch.from_numpy(counts.astype(np.float32))
         return self
@@ -46,7 +48,9 @@ class ItemCoOccurrence(Model):
 
     def score_sessions(self, sessions: list[np.ndarray], every_prefix: bool = False) -> torch.Tensor:
         """Scores after each session's last event (or after every event with ``every_prefix``)."""
-        last = np.concatenate(sessions) if every_prefix else np.array([s[-1] for s in sessions], dtype=np.int64)
+        last = (
+            np.concatenate(sessions) if every_prefix else np.array([s[-1] for s in sessions], dtype=np.int64)
+        )
         scores = torch.zeros(len(last), self.n_items)
         for row, item in enumerate(last.tolist()):
             lo, hi = int(self.indptr[item]), int(self.indptr[item + 1])

@@ -1,0 +1,164 @@
+"""Validation: missing columns are errors naming them; bad rows are rejected with a reason, never dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from spark_recs.data.io import read_table
+from spark_recs.data.schema import SchemaError, require_columns, validate
+
+# One row per line; the comment after each is the expected outcome (first failing check wins).
+BAD_RATINGS = """\
+user,item,rating,timestamp
+1,10,4.0,964982703
+1,11,3.5,964982704
+2,10,5,2000-01-01 00:00:00
+,12,4.0,964982705
+3,,4.0,964982706
+3,13,4.0,not-a-time
+3,14,abc,964982707
+4,15,NaN,964982708
+1,10,4.0,964982703
+1,10,4.0,964982703
+,12,4.0,964982705
+5,16,,964982709
+,17,junk,not-a-time
+"""
+EXPECTED_REJECTED = {
+    "null user": 3,  # two copies of ",12,..." (a null id outranks "duplicate") and ",17,junk,not-a-time"
+    "null item": 1,
+    "unparseable timestamp": 1,
+    "non-numeric rating": 3,  # "abc", "NaN" and an empty field
+    "duplicate event": 2,  # the 2nd and 3rd copies of the first line
+}
+EXPECTED_ACCEPTED = {(1, 10, 4.0, 964982703.0), (1, 11, 3.5, 964982704.0), (2, 10, 5.0, 946684800.0)}
+
+
+def frame(spark, rows: list, schema: str):
+    """A DataFrame from rows through pandas and Arrow (on classic Spark a Python list runs Python workers: slow)."""
+    names = [field.split()[0] for field in schema.split(",")]
+    return spark.createDataFrame(pd.DataFrame(rows, columns=names, dtype=object), schema)
+
+
+def data_lines(path) -> int:
+    return len(path.read_text().splitlines()) - 1
+
+
+@pytest.fixture
+def bad_file(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text(BAD_RATINGS)
+    return path
+
+
+def test_bad_rows_rejected_with_exact_counts_per_reason(any_spark, bad_file):
+    result = validate(read_table(any_spark, str(bad_file)), ["user", "item"], "timestamp", "rating")
+
+    assert result.rejected_by_reason == EXPECTED_REJECTED
+    assert result.rows_in == result.n_accepted + result.n_rejected == data_lines(bad_file) == 13
+    assert result.n_rejected == sum(EXPECTED_REJECTED.values())
+    assert result.accepted.count() == result.n_accepted == 3
+    rejected = result.rejected.toPandas()
+    assert len(rejected) == result.n_rejected
+    assert rejected["reason"].value_counts().to_dict() == EXPECTED_REJECTED
+
+
+def test_accepted_rows_are_typed(any_spark, bad_file):
+    accepted = validate(
+        read_table(any_spark, str(bad_file)), ["user", "item"], "timestamp", "rating"
+    ).accepted
+
+    assert dict(accepted.dtypes) == {
+        "user": "bigint",
+        "item": "bigint",
+        "rating": "double",
+        "timestamp": "double",
+    }
+    assert {tuple(r) for r in accepted.collect()} == EXPECTED_ACCEPTED
+
+
+def test_rejected_rows_keep_original_values(any_spark, bad_file):
+    rejected = validate(
+        read_table(any_spark, str(bad_file)), ["user", "item"], "timestamp", "rating"
+    ).rejected
+    rows = {tuple(r) for r in rejected.collect()}
+
+    assert rejected.columns == ["user", "item", "rating", "timestamp", "reason"]
+    assert ("3", "13", "4.0", "not-a-time", "unparseable timestamp") in rows
+    assert ("3", "14", "abc", "964982707", "non-numeric rating") in rows
+    assert ("4", "15", "NaN", "964982708", "non-numeric rating") in rows
+    assert ("5", "16", None, "964982709", "non-numeric rating") in rows
+    assert ("1", "10", "4.0", "964982703", "duplicate event") in rows
+    assert (None, "17", "junk", "not-a-time", "null user") in rows
+
+
+def test_missing_column_names_it_and_the_columns_found(any_spark, tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,item,rating,timestamp\n1,2,3.0,4\n")
+    df = read_table(any_spark, str(path))
+
+    with pytest.raises(SchemaError) as err:
+        validate(df, ["user", "item"], "timestamp", "rating")
+    message = str(err.value)
+    assert "'user'" in message
+    assert "columns found: ['userId', 'item', 'rating', 'timestamp']" in message
+    assert "did you mean 'userId'" in message
+
+
+def test_every_missing_column_is_named(spark):
+    df = frame(spark, [(1, 2)], "SessionId long, Other long")
+
+    with pytest.raises(SchemaError, match=r"'ItemId'.*'Time'.*columns found: \['SessionId', 'Other'\]"):
+        require_columns(df, ["SessionId", "ItemId", "Time"], "session log")
+
+
+def test_string_ids_kept_as_strings_and_trimmed(any_spark):
+    df = frame(
+        any_spark, [(" a1 ", "7", 1.5), ("b2", " 8", 2.5), ("", "9", 3.0)], "s string, i string, t double"
+    )
+    result = validate(df, ["s", "i"], "t")
+
+    assert dict(result.accepted.dtypes) == {"s": "string", "i": "bigint", "t": "double"}
+    assert sorted(tuple(r) for r in result.accepted.collect()) == [
+        ("", 9, 3.0),
+        ("a1", 7, 1.5),
+        ("b2", 8, 2.5),
+    ]
+    assert result.n_rejected == 0
+
+
+def test_long_ids_reject_non_integers(any_spark):
+    df = frame(any_spark, [("1", "2"), ("x1", "3"), ("4", "5.5"), (None, "6")], "user string, item string")
+    result = validate(df, ["user", "item"], id_type="long")
+
+    assert result.rejected_by_reason == {"null or non-integer user": 2, "null or non-integer item": 1}
+    assert [tuple(r) for r in result.accepted.collect()] == [(1, 2)]
+
+
+def test_typed_timestamp_and_numeric_columns(any_spark):
+    ts = dt.datetime(2020, 1, 1, 0, 0, 10)
+    df = frame(any_spark, [(1, 2, ts, 4), (1, 3, None, 5)], "u long, i int, ts timestamp_ntz, r int")
+    result = validate(df, ["u", "i"], "ts", "r")
+
+    assert result.rejected_by_reason == {"unparseable ts": 1}
+    assert [tuple(r) for r in result.accepted.collect()] == [(1, 2, 1577836810.0, 4.0)]
+
+
+def test_clean_input_has_no_rejections(any_spark):
+    df = any_spark.range(50).select(F.col("id").alias("a"), (F.col("id") % 7).alias("b"))
+    result = validate(df, ["a", "b"])
+
+    assert (result.rows_in, result.n_accepted, result.n_rejected) == (50, 50, 0)
+    assert result.rejected_by_reason == {}
+    assert result.rejected.count() == 0
+    assert "rows in = 50 = accepted 50 + rejected 0" in result.summary()
+
+
+def test_invalid_id_type(spark):
+    df = frame(spark, [(1, 2)], "a long, b long")
+    with pytest.raises(ValueError, match="id_type"):
+        validate(df, ["a", "b"], id_type="int")

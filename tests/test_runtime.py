@@ -1,0 +1,123 @@
+"""Runtime: where the session, the storage format, the work dir and the MLflow store come from."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spark_recs import runtime
+from spark_recs.runtime import default_tracking_uri, get_spark, is_connect, storage_format, work_dir
+
+
+@pytest.fixture
+def fresh_formats(monkeypatch):
+    """Forget the per-session storage format decisions for this test (they are cached per session)."""
+    monkeypatch.setattr(runtime, "_formats", {})
+    monkeypatch.delenv("SPARK_RECS_STORAGE_FORMAT", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+
+
+def test_work_dir_defaults_to_dot_spark_recs(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARK_RECS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    assert work_dir() == tmp_path / ".spark_recs"
+    assert (tmp_path / ".spark_recs").is_dir()
+
+
+def test_work_dir_honours_spark_recs_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARK_RECS_HOME", str(tmp_path / "home"))
+
+    assert work_dir() == tmp_path / "home"
+    assert (tmp_path / "home").is_dir()
+
+
+def test_tracking_uri_from_environment(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+
+    assert default_tracking_uri() == "http://mlflow.example:5000"
+
+
+def test_tracking_uri_defaults_to_sqlite_in_the_work_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    monkeypatch.setenv("SPARK_RECS_HOME", str(tmp_path))
+
+    assert default_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def test_tracking_uri_on_databricks(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+
+    assert default_tracking_uri() == "databricks"
+
+
+def test_configure_mlflow_uses_the_default_uri(mlflow_uri):
+    import mlflow
+
+    assert runtime.configure_mlflow(experiment="runtime-test") == mlflow_uri
+    assert mlflow.get_tracking_uri() == mlflow_uri
+    assert mlflow.get_experiment_by_name("runtime-test") is not None
+
+
+def test_local_session_settings(spark, work_dir):
+    same = get_spark(conf={"spark.sql.shuffle.partitions": spark.conf.get("spark.sql.shuffle.partitions")})
+
+    assert same is spark
+    assert not is_connect(spark)
+    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert Path(spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")) == work_dir / "warehouse"
+    assert Path(sys.executable) == Path(os.environ["PYSPARK_PYTHON"])
+
+
+def test_remote_gives_a_connect_session(connect_spark):
+    # A fresh process, as in production: pyspark refuses a remote session beside a classic one.
+    parsed = connect_spark.client._builder.url  # the pysail server the fixture started
+    url = f"sc://{parsed.hostname}:{parsed.port}"
+    code = (
+        "from pyspark.sql import functions as F\n"
+        "from spark_recs.runtime import get_spark, is_connect\n"
+        "s = get_spark()\n"
+        "print(is_connect(s), s.range(3).select((F.col('id') * 2).alias('x')).collect()[-1].x)\n"
+    )
+    env = {**os.environ, "SPARK_REMOTE": url}
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "4"]
+
+
+def test_storage_format_defaults(spark, connect_spark, fresh_formats):
+    assert storage_format(connect_spark) == "delta"  # pysail writes Delta: the probe succeeds
+    assert storage_format(spark) == "parquet"  # classic local Spark without Delta jars
+
+
+@pytest.mark.parametrize("forced", ["delta", "parquet"])
+def test_storage_format_forced_by_environment(any_spark, fresh_formats, monkeypatch, forced):
+    monkeypatch.setenv("SPARK_RECS_STORAGE_FORMAT", forced)
+
+    assert storage_format(any_spark) == forced
+
+
+def test_storage_format_decided_once_per_session(spark, fresh_formats, monkeypatch):
+    assert storage_format(spark) == "parquet"
+    monkeypatch.setenv("SPARK_RECS_STORAGE_FORMAT", "delta")
+
+    assert storage_format(spark) == "parquet"
+
+
+def test_storage_format_rejects_bad_values(spark, fresh_formats, monkeypatch):
+    monkeypatch.setenv("SPARK_RECS_STORAGE_FORMAT", "orc")
+
+    with pytest.raises(
+        ValueError, match=r"SPARK_RECS_STORAGE_FORMAT must be 'delta' or 'parquet', not 'orc'"
+    ):
+        storage_format(spark)
