@@ -206,3 +206,10 @@ def test_save_load_named_table(spark):
 
     index.save("index_test.user_index")
     assert mapping_of(IdIndex.load(spark, "index_test.user_index")) == mapping_of(index)
+
+
+def test_int_and_bigint_ids_get_the_same_mapping(spark):
+    ids = list(range(100, 140))
+    narrow = IdIndex.fit(frame(spark, [(i,) for i in ids], "id int"), "id")
+    wide = IdIndex.fit(frame(spark, [(i,) for i in ids], "id bigint"), "id")
+    assert mapping_of(narrow) == mapping_of(wide)
