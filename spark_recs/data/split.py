@@ -1,0 +1,495 @@
+"""Train/test splits in Spark: GRU4Rec's session time split and by-fraction split, LensKit crossfolds,
+a per-user temporal holdout and recnn's user split.
+
+Randomness comes from ``xxhash64(seed, key)``, never ``rand()``, so a split depends only on the data and
+the seed, not on partitioning or engine. Rows a split removes are kept in a ``rejected`` DataFrame (the
+input columns plus ``reason``) so ``rows in = parts + rejected`` can always be checked.
+Inputs are expected to be validated (:func:`spark_recs.data.schema.validate`): no null ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import namedtuple
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import reduce
+from typing import ClassVar
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_recs.data.index import dense_positions
+from spark_recs.data.schema import require_columns
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86400
+PART = "part"
+REASON = "reason"
+REJECTED = "rejected"
+
+TTPair = namedtuple("TTPair", ["train", "test"])
+TTPair.__doc__ = "Train-test pair (named tuple), as in LensKit."
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Every input row exactly once, with ``part`` (where it went, or ``"rejected"``) and ``reason`` (why it
+    was rejected, else null). The parts are filters of :attr:`rows`; ``rows.cache()`` makes them cheap."""
+
+    rows: DataFrame
+    PARTS: ClassVar[tuple[str, ...]] = ()
+    REASONS: ClassVar[tuple[str, ...]] = ()
+
+    def part(self, name: str) -> DataFrame:
+        """The rows of one part, with the input columns only."""
+        return self.rows.where(F.col(PART) == name).drop(PART, REASON)
+
+    @property
+    def rejected(self) -> DataFrame:
+        """Removed rows: the input columns plus ``reason``."""
+        return self.rows.where(F.col(PART) == REJECTED).drop(PART)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per part and removed rows per reason (``rejected:<reason>``), zeros included, in one job."""
+        found = {
+            (f"{REJECTED}:{r[REASON]}" if r[PART] == REJECTED else r[PART]): int(r["count"])
+            for r in self.rows.groupBy(PART, REASON).count().collect()
+        }
+        return dict.fromkeys([*self.PARTS, *(f"{REJECTED}:{r}" for r in self.REASONS)], 0) | found
+
+
+@dataclass(frozen=True)
+class Filtered(Labelled):
+    """Result of :func:`preprocess_sessions`: parts ``kept`` and ``rejected``."""
+
+    PARTS: ClassVar = ("kept",)
+    REASONS: ClassVar = ("null_key", "short_session", "rare_item", "short_session_after_item_filter")
+
+    @property
+    def kept(self) -> DataFrame:
+        return self.part("kept")
+
+
+@dataclass(frozen=True)
+class SessionSplit(Labelled):
+    """Result of :func:`time_split`: parts ``train`` and ``test``; ``cutoff`` is the time from which a
+    session's last event puts it in test (None for empty input)."""
+
+    cutoff: float | None = None
+    PARTS: ClassVar = ("train", "test")
+    REASONS: ClassVar = ("null_key", "test_unseen_item", "test_short_session")
+
+    @property
+    def train(self) -> DataFrame:
+        return self.part("train")
+
+    @property
+    def test(self) -> DataFrame:
+        return self.part("test")
+
+
+@dataclass(frozen=True)
+class GRU4RecSplit(Labelled):
+    """Result of :func:`gru4rec_time_split`: parts ``train_tr``, ``valid``, ``test`` and ``rejected``;
+    ``train_full`` = ``train_tr`` + ``valid`` + the rows rejected by the validation split (``valid_*``)."""
+
+    test_cutoff: float | None = None
+    valid_cutoff: float | None = None
+    PARTS: ClassVar = ("train_tr", "valid", "test")
+    REASONS: ClassVar = (
+        Filtered.REASONS + SessionSplit.REASONS[1:] + ("valid_unseen_item", "valid_short_session")
+    )
+
+    @property
+    def train_full(self) -> DataFrame:
+        in_valid_split = F.col(PART).isin("train_tr", "valid") | F.col(REASON).startswith("valid_")
+        return self.rows.where(in_valid_split).drop(PART, REASON)
+
+    @property
+    def train_tr(self) -> DataFrame:
+        return self.part("train_tr")
+
+    @property
+    def valid(self) -> DataFrame:
+        return self.part("valid")
+
+    @property
+    def test(self) -> DataFrame:
+        return self.part("test")
+
+    def counts(self) -> dict[str, int]:
+        counts = super().counts()
+        valid_rejected = sum(n for key, n in counts.items() if key.startswith(f"{REJECTED}:valid_"))
+        return counts | {"train_full": counts["train_tr"] + counts["valid"] + valid_rejected}
+
+
+@dataclass(frozen=True)
+class UserSplit(Labelled):
+    """Result of :func:`user_split`: whole users in ``train`` or ``test``; short users rejected."""
+
+    PARTS: ClassVar = ("train", "test")
+    REASONS: ClassVar = ("too_few_ratings",)
+
+    @property
+    def train(self) -> DataFrame:
+        return self.part("train")
+
+    @property
+    def test(self) -> DataFrame:
+        return self.part("test")
+
+
+# --- GRU4Rec: preprocessing and time split -------------------------------------------------------
+
+
+def _live() -> Column:
+    return F.col(PART).isNull()
+
+
+def _live_count(key: str, condition: Column | None = None) -> Column:
+    return F.count(F.when(_live() if condition is None else condition, 1)).over(Window.partitionBy(key))
+
+
+def _assign(df: DataFrame, condition: Column, part: str, reason: str | None = None) -> DataFrame:
+    """Send the undecided rows meeting ``condition`` to ``part`` (with ``reason``); decided rows stay."""
+    chosen = _live() & F.coalesce(condition, F.lit(False))
+    return df.withColumns(
+        {
+            REASON: F.when(chosen, F.lit(reason)).otherwise(F.col(REASON)).cast("string"),
+            PART: F.when(chosen, F.lit(part)).otherwise(F.col(PART)),
+        }
+    )
+
+
+def _reject(df: DataFrame, condition: Column, reason: str) -> DataFrame:
+    return _assign(df, condition, REJECTED, reason)
+
+
+def _start(df: DataFrame, keys: list[str]) -> DataFrame:
+    """Check the columns and add undecided ``part``/``reason``; rows with a null key are rejected at once."""
+    require_columns(df, keys, "input")
+    clash = [c for c in (PART, REASON) if c in df.columns]
+    if clash:
+        raise ValueError(f"input already has column(s) {clash}, which the split adds; rename them first")
+    df = df.withColumns({PART: F.lit(None).cast("string"), REASON: F.lit(None).cast("string")})
+    return _reject(df, reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys]), "null_key")
+
+
+def _preprocess(df: DataFrame, session: str, item: str, min_session_length: int, min_item_support: int):
+    df = _reject(df, _live_count(session) < min_session_length, "short_session")
+    df = _reject(df, _live_count(item) < min_item_support, "rare_item")
+    return _reject(df, _live_count(session) < min_session_length, "short_session_after_item_filter")
+
+
+def _split_last_days(df: DataFrame, session: str, item: str, time: str, days: float, part: str):
+    """GRU4Rec's time split of the undecided rows: sessions whose last event is within ``days`` of the last
+    event go to ``part``, except events on items absent from the other sessions (rejected), then sessions
+    left shorter than 2 (rejected). Returns the frame and the cutoff time (one job finds the last event)."""
+    t = F.col(time).cast("double")
+    t_max = df.where(_live()).agg(F.max(t)).first()[0]
+    cutoff = None if t_max is None else t_max - days * SECONDS_PER_DAY
+    session_end = F.max(F.when(_live(), t)).over(Window.partitionBy(session))
+    df = df.withColumn("_holdout", _live() & F.coalesce(session_end >= F.lit(cutoff), F.lit(False)))
+    seen = F.max(F.when(_live() & ~F.col("_holdout"), 1)).over(Window.partitionBy(item)).isNotNull()
+    df = _reject(df, F.col("_holdout") & ~seen, f"{part}_unseen_item")
+    df = _reject(
+        df,
+        F.col("_holdout") & (_live_count(session, _live() & F.col("_holdout")) < 2),
+        f"{part}_short_session",
+    )
+    return _assign(df, F.col("_holdout"), part).drop("_holdout"), cutoff
+
+
+def preprocess_sessions(
+    df: DataFrame,
+    *,
+    min_session_length: int = 2,
+    min_item_support: int = 5,
+    session_key: str = "SessionId",
+    item_key: str = "ItemId",
+    time_key: str = "Time",
+) -> Filtered:
+    """GRU4Rec's filtering: drop short sessions, then items with fewer than ``min_item_support`` events,
+    then sessions that became shorter than ``min_session_length``."""
+    rows = _start(df, [session_key, item_key, time_key])
+    rows = _preprocess(rows, session_key, item_key, min_session_length, min_item_support)
+    return Filtered(_assign(rows, F.lit(True), "kept"))
+
+
+def time_split(
+    df: DataFrame,
+    days: float = 1,
+    *,
+    session_key: str = "SessionId",
+    item_key: str = "ItemId",
+    time_key: str = "Time",
+) -> SessionSplit:
+    """Test = sessions whose last event is in the final ``days`` days (``time_key`` in seconds); no session is
+    cut. Test events on items not in train are rejected, then test sessions shorter than 2 events."""
+    rows = _start(df, [session_key, item_key, time_key])
+    rows, cutoff = _split_last_days(rows, session_key, item_key, time_key, days, "test")
+    return SessionSplit(_assign(rows, F.lit(True), "train"), cutoff)
+
+
+def gru4rec_time_split(
+    df: DataFrame,
+    days: float = 1,
+    *,
+    valid_days: float | None = None,
+    preprocess: bool = True,
+    min_session_length: int = 2,
+    min_item_support: int = 5,
+    session_key: str = "SessionId",
+    item_key: str = "ItemId",
+    time_key: str = "Time",
+) -> GRU4RecSplit:
+    """GRU4Rec's RSC15 preparation: :func:`preprocess_sessions` (skip with ``preprocess=False``), a
+    :func:`time_split` of the last ``days`` into ``test``, then the same split of the rest (``train_full``)
+    on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. Two small jobs run at
+    once to find the last event times; everything else is lazy."""
+    rows = _start(df, [session_key, item_key, time_key])
+    if preprocess:
+        rows = _preprocess(rows, session_key, item_key, min_session_length, min_item_support)
+    rows, test_cutoff = _split_last_days(rows, session_key, item_key, time_key, days, "test")
+    valid_days = days if valid_days is None else valid_days
+    rows, valid_cutoff = _split_last_days(rows, session_key, item_key, time_key, valid_days, "valid")
+    return GRU4RecSplit(_assign(rows, F.lit(True), "train_tr"), test_cutoff, valid_cutoff)
+
+
+def _sorted_positions(df: DataFrame, value: str, tiebreak: list[str], out: str, buckets: int = 256):
+    """Add ``out``: the row's position ``0..n-1`` in ascending (``value``, *``tiebreak``) order; return (df, n).
+
+    Like :func:`~spark_recs.data.index.dense_positions`, but the buckets are ranges of ``value`` (so positions
+    follow the global order) rather than hashes; a window runs per bucket, never over all rows.
+    """
+    lo, hi = df.agg(F.min(value), F.max(value)).first()
+    width = ((hi - lo) / buckets) if lo is not None and hi > lo else 1.0
+    bucket = F.least(F.floor((F.col(value) - F.lit(lo or 0.0)) / F.lit(width)), F.lit(buckets - 1))
+    bucketed = df.withColumn("_bucket", F.coalesce(bucket.cast("long"), F.lit(0).cast("long")))
+    sizes = bucketed.groupBy("_bucket").count().orderBy("_bucket").toPandas()
+    sizes["_start"] = sizes["count"].cumsum() - sizes["count"]
+    starts = df.sparkSession.createDataFrame(sizes[["_bucket", "_start"]], "_bucket long, _start long")
+    window = Window.partitionBy("_bucket").orderBy(value, *tiebreak)
+    positioned = (
+        bucketed.join(F.broadcast(starts), "_bucket")
+        .withColumn(out, (F.row_number().over(window) - 1 + F.col("_start")).cast("long"))
+        .drop("_bucket", "_start")
+    )
+    return positioned, int(sizes["count"].sum())
+
+
+def train_valid_test_split(
+    df: DataFrame,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    *,
+    session_key: str = "SessionId",
+    item_key: str = "ItemId",
+    time_key: str = "Time",
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Split whole sessions by time (GRU4Rec README): sessions ordered by their last event (ties by id), the
+    latest ``round(test_fraction * n)`` to test, the ``round(valid_fraction * n)`` before them to valid.
+
+    ``item_key`` is only checked, so ``**config["data"]`` can be passed as is.
+    """
+    if not (0 <= valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction <= 1):
+        raise ValueError(f"need 0 <= fractions and valid + test <= 1, got {valid_fraction}, {test_fraction}")
+    require_columns(df, [session_key, item_key, time_key], "session data")
+    sessions = df.groupBy(session_key).agg(F.max(F.col(time_key).cast("double")).alias("_end"))
+    sessions, n = _sorted_positions(sessions, "_end", [session_key], "_pos")
+    n_test, n_valid = round(test_fraction * n), round(valid_fraction * n)
+    part = (
+        F.when(F.col("_pos") >= n - n_test, "test")
+        .when(F.col("_pos") >= n - n_test - n_valid, "valid")
+        .otherwise("train")
+    )
+    parted = df.join(sessions.select(session_key, part.alias("_part")), session_key).select(
+        *df.columns, "_part"
+    )
+    return tuple(parted.where(F.col("_part") == p).drop("_part") for p in ("train", "valid", "test"))
+
+
+# --- LensKit crossfolds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleN:
+    """Hold out ``n`` random rows of each test user (all of them when it has ``n`` or fewer, as LensKit).
+
+    ``seed=None`` takes the seed of the partitioning function.
+    """
+
+    n: int
+    seed: int | None = None
+
+    def held_out(self, size: Column) -> Column:
+        """How many rows of a user with ``size`` rows to hold out."""
+        return F.lit(self.n)
+
+
+@dataclass(frozen=True)
+class SampleFrac:
+    """Hold out ``round(fraction * |R_u|)`` random rows of each test user (half to even, as Python's round)."""
+
+    fraction: float
+    seed: int | None = None
+
+    def held_out(self, size: Column) -> Column:
+        """How many rows of a user with ``size`` rows to hold out."""
+        return F.bround(size * F.lit(float(self.fraction)), 0)
+
+
+def _row_key(data: DataFrame, *salt: int) -> Column:
+    return F.xxhash64(*[F.lit(s) for s in salt], *[F.col(c) for c in data.columns])
+
+
+def _mark_sampled(data: DataFrame, user: str, method: SampleN | SampleFrac, *salt: int) -> DataFrame:
+    """Add boolean ``_sampled``: the rows ``method`` holds out for each user (ties broken by all columns)."""
+    order = Window.partitionBy(user).orderBy(_row_key(data, *salt), *data.columns)
+    size = F.count(F.lit(1)).over(Window.partitionBy(user))
+    return data.withColumn("_sampled", F.row_number().over(order) <= method.held_out(size))
+
+
+def _shuffled(df: DataFrame, key: str, *salt: int) -> DataFrame:
+    """Add ``_pos``: a seeded pseudo-random permutation ``0..n-1`` of the (unique) values of ``key``."""
+    h = F.xxhash64(*[F.lit(s) for s in salt], F.col(key))
+    return dense_positions(df, order=[h, F.col(key)], out="_pos", bucket_key=h)
+
+
+def _array_split_fold(pos: Column, n: int, k: int) -> Column:
+    """Fold of position ``pos`` when ``0..n-1`` is cut into ``k`` runs like ``numpy.array_split``."""
+    q, r = divmod(n, k)
+    head = F.floor(pos / F.lit(q + 1))
+    if q == 0:
+        return head.cast("long")
+    big = r * (q + 1)
+    return F.when(pos < big, head).otherwise(F.lit(r) + F.floor((pos - F.lit(big)) / F.lit(q))).cast("long")
+
+
+def _folds_of(data: DataFrame, assigned: DataFrame, fold: str, k: int) -> Iterator[TTPair]:
+    for i in range(k):
+        test = F.coalesce((F.col(fold) == i) & F.col("_sampled"), F.lit(False))
+        yield TTPair(assigned.where(~test).select(data.columns), assigned.where(test).select(data.columns))
+
+
+def _user_folds(data: DataFrame, user: str, k: int, seed: int) -> DataFrame:
+    users = data.select(user).distinct()
+    n = users.count()
+    return _shuffled(users, user, seed).select(user, _array_split_fold(F.col("_pos"), n, k).alias("_fold"))
+
+
+def partition_users(
+    data: DataFrame, k: int, method: SampleN | SampleFrac, *, seed: int = 0, user: str = "user"
+) -> Iterator[TTPair]:
+    """LensKit's ``partition_users``: users shuffled once and cut into ``k`` nearly equal groups; fold ``i``
+    tests group ``i``, holding out ``method``'s rows of each of its users; train is every other row."""
+    _check_k(k)
+    require_columns(data, [user], "data")
+    sampled = _mark_sampled(data, user, method, _seed_of(method, seed))
+    assigned = sampled.join(_user_folds(data, user, k, seed), user, "left")
+    return _folds_of(data, assigned, "_fold", k)
+
+
+def partition_rows(data: DataFrame, k: int, *, seed: int = 0) -> Iterator[TTPair]:
+    """LensKit's ``partition_rows``: rows shuffled and cut into ``k`` nearly equal test sets."""
+    _check_k(k)
+    n = data.count()
+    key = _row_key(data, seed)
+    positioned = dense_positions(
+        data, order=[key, *[F.col(c) for c in data.columns]], out="_pos", bucket_key=key
+    )
+    assigned = positioned.withColumn("_fold", _array_split_fold(F.col("_pos"), n, k)).withColumn(
+        "_sampled", F.lit(True)
+    )
+    return _folds_of(data, assigned, "_fold", k)
+
+
+def sample_users(
+    data: DataFrame,
+    k: int,
+    size: int,
+    method: SampleN | SampleFrac,
+    disjoint: bool = True,
+    *,
+    seed: int = 0,
+    user: str = "user",
+) -> Iterator[TTPair]:
+    """LensKit's ``sample_users``: ``k`` test sets of ``size`` users each (disjoint unless ``disjoint=False``),
+    holding out ``method``'s rows of each test user. Falls back to :func:`partition_users` when ``k * size``
+    disjoint users are not available."""
+    _check_k(k)
+    require_columns(data, [user], "data")
+    users = data.select(user).distinct()
+    n = users.count()
+    if disjoint and k * size >= n:
+        log.warning("cannot take %d disjoint samples of %d from %d users; partitioning instead", k, size, n)
+        return partition_users(data, k, method, seed=seed, user=user)
+    if disjoint:
+        folds = _shuffled(users, user, seed).where(F.col("_pos") < k * size)
+        folds = folds.select(user, F.floor(F.col("_pos") / F.lit(size)).cast("long").alias("_fold"))
+        sampled = _mark_sampled(data, user, method, _seed_of(method, seed))
+        return _folds_of(data, sampled.join(folds, user, "left"), "_fold", k)
+    return (_sampled_fold(data, users, user, size, method, seed, i) for i in range(k))
+
+
+def _sampled_fold(
+    data: DataFrame, users: DataFrame, user: str, size: int, method: SampleN | SampleFrac, seed: int, i: int
+) -> TTPair:
+    chosen = _shuffled(users, user, seed, i).where(F.col("_pos") < size).select(user, F.lit(0).alias("_fold"))
+    sampled = _mark_sampled(data, user, method, _seed_of(method, seed), i)
+    return next(_folds_of(data, sampled.join(chosen, user, "left"), "_fold", 1))
+
+
+def _seed_of(method: SampleN | SampleFrac, seed: int) -> int:
+    return seed if method.seed is None else method.seed
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"need at least one partition, got k={k}")
+
+
+# --- Per-user splits ------------------------------------------------------------------------------
+
+
+def temporal_holdout(
+    data: DataFrame,
+    *,
+    min_rows: int = 3,
+    user: str = "user",
+    item: str = "item",
+    timestamp: str = "timestamp",
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Per user, the last row by ``timestamp`` (ties: larger ``item``, then the other columns) to test, the one
+    before to validation, the rest to train. Users with fewer than ``min_rows`` rows stay wholly in train."""
+    require_columns(data, [user, item, timestamp], "data")
+    others = [c for c in data.columns if c not in (user, item, timestamp)]
+    latest_first = Window.partitionBy(user).orderBy(*[F.col(c).desc() for c in (timestamp, item, *others)])
+    rank = F.when(
+        F.count(F.lit(1)).over(Window.partitionBy(user)) >= min_rows, F.row_number().over(latest_first)
+    )
+    ranked = data.withColumn("_rank", F.coalesce(rank, F.lit(0)))
+    return tuple(
+        ranked.where(cond).drop("_rank")
+        for cond in (~F.col("_rank").isin(1, 2), F.col("_rank") == 2, F.col("_rank") == 1)
+    )
+
+
+def user_split(
+    data: DataFrame, *, test_size: float = 0.05, min_seq_size: int = 10, seed: int = 0, user: str = "user"
+) -> UserSplit:
+    """recnn's split: users with ``min_seq_size`` rows or fewer rejected (recnn keeps ``len > min_seq_size``),
+    then ``ceil(test_size * users)`` seeded-random users to test (as scikit-learn's ``train_test_split``)."""
+    if not 0 <= test_size <= 1:
+        raise ValueError(f"test_size is a share of users in [0, 1], got {test_size}")
+    rows = _start(data, [user])
+    rows = _reject(rows, _live_count(user) <= min_seq_size, "too_few_ratings")
+    kept = rows.where(_live()).select(user).distinct()
+    n_test = math.ceil(test_size * kept.count())
+    chosen = _shuffled(kept, user, seed).select(user, (F.col("_pos") < n_test).alias("_test"))
+    rows = rows.join(chosen, user, "left")
+    rows = _assign(_assign(rows, F.col("_test"), "test"), F.lit(True), "train")
+    return UserSplit(rows.select(*data.columns, PART, REASON))
