@@ -101,6 +101,11 @@ def _parsed_time(col: str, dtype: str) -> Column:
     return F.coalesce(as_number, F.unix_micros(as_time) / F.lit(1e6))
 
 
+def _not_finite(value: Column) -> Column:
+    """Null, NaN or infinite: what a cast lets through but no time or rating can be."""
+    return value.isNull() | F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
+
+
 def _id_types(df: DataFrame, id_columns: list[str], id_type: str) -> dict[str, str]:
     """Decide per id column whether ids are integers (``long``) or strings, in one aggregate pass."""
     if id_type != "auto":
@@ -153,12 +158,10 @@ def validate(
     ]
     if time_column:
         parsed[time_column] = _parsed_time(time_column, dtypes[time_column])
-        checks.append((parsed[time_column].isNull(), f"unparseable {time_column}"))
+        checks.append((_not_finite(parsed[time_column]), f"unparseable {time_column}"))
     if rating_column:
         parsed[rating_column] = F.col(rating_column).try_cast("double")
-        checks.append(
-            (parsed[rating_column].isNull() | F.isnan(parsed[rating_column]), f"non-numeric {rating_column}")
-        )
+        checks.append((_not_finite(parsed[rating_column]), f"non-numeric {rating_column}"))
 
     reason = F.lit(None).cast("string")
     for failed, why in reversed(checks):

@@ -162,3 +162,12 @@ def test_invalid_id_type(spark):
     df = frame(spark, [(1, 2)], "a long, b long")
     with pytest.raises(ValueError, match="id_type"):
         validate(df, ["a", "b"], id_type="int")
+
+
+def test_nan_and_infinite_times_are_rejected(any_spark):
+    rows = [(1, 2, 10.0), (1, 3, float("nan")), (2, 4, float("inf")), (2, 5, "NaN"), (3, 6, "-Infinity")]
+    df = frame(any_spark, [(u, i, str(t)) for u, i, t in rows], "s long, i long, t string")
+    result = validate(df, ["s", "i"], "t")
+
+    assert result.rejected_by_reason == {"unparseable t": 4}
+    assert [tuple(r) for r in result.accepted.collect()] == [(1, 2, 10.0)]
