@@ -21,25 +21,32 @@ BROADCAST_LIMIT = 1_000_000
 UNKNOWN_OPTIONS = ("error", "drop", "reserve")
 
 
-def dense_positions(
-    df: DataFrame, order: list[Column], out: str, *, buckets: int = DEFAULT_BUCKETS, bucket_key: Column
-) -> DataFrame:
-    """Add column ``out``: a position ``0..n-1`` that is a bijection over the rows of ``df``.
+def hash_bucket(key: Column, buckets: int = DEFAULT_BUCKETS) -> Column:
+    """A bucket ``0..buckets-1`` from a hash of ``key``: spreads rows evenly, in no particular order."""
+    return F.pmod(F.xxhash64(key), F.lit(buckets))
 
-    Rows are grouped into ``buckets`` by ``pmod(xxhash64(bucket_key), buckets)``; inside a
-    bucket they are numbered in ``order`` (which must make rows unique for determinism).
+
+def dense_positions(df: DataFrame, order: list[Column], out: str, *, bucket: Column) -> tuple[DataFrame, int]:
+    """Add column ``out``: a position ``0..n-1`` that is a bijection over the rows of ``df``; return it and n.
+
+    Rows are numbered by (``bucket``, ``order``): inside each bucket with a window partitioned by
+    bucket, shifted by the sizes of the buckets before it (one aggregate of one row per bucket).
+    ``order`` must make rows unique for determinism. With :func:`hash_bucket` positions are a
+    deterministic shuffle; with a bucket that grows with ``order`` (ranges of a value) they follow
+    the global order.
     """
-    bucketed = df.withColumn("_bucket", F.pmod(F.xxhash64(bucket_key), F.lit(buckets)))
+    bucketed = df.withColumn("_bucket", bucket.cast("long"))
     sizes = bucketed.groupBy("_bucket").count().orderBy("_bucket").toPandas()
     sizes["_start"] = sizes["count"].cumsum() - sizes["count"]
     # An explicit schema: with no rows (no ids) there is nothing to infer the types from.
     starts = df.sparkSession.createDataFrame(sizes[["_bucket", "_start"]], "_bucket long, _start long")
     window = Window.partitionBy("_bucket").orderBy(*order)
-    return (
+    positioned = (
         bucketed.join(F.broadcast(starts), "_bucket")
         .withColumn(out, (F.row_number().over(window) - 1 + F.col("_start")).cast("long"))
         .drop("_bucket", "_start")
     )
+    return positioned, int(sizes["count"].sum())
 
 
 class UnknownIdError(KeyError):
@@ -77,8 +84,7 @@ class IdIndex:
         # Hash integers as long, so int and bigint columns with the same ids get the same mapping.
         integral = dict(ids.dtypes)["id"] in ("tinyint", "smallint", "int", "bigint")
         key = F.col("id").cast("long") if integral else F.col("id")
-        mapping = dense_positions(ids, [F.col("id")], "index", buckets=buckets, bucket_key=key)
-        size = int(mapping.agg(F.count("*")).first()[0])
+        mapping, size = dense_positions(ids, [F.col("id")], "index", bucket=hash_bucket(key, buckets))
         return cls(mapping, size, column, unknown)
 
     def transform(self, df: DataFrame, column: str | None = None, out: str | None = None) -> DataFrame:

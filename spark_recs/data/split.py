@@ -20,7 +20,7 @@ from typing import ClassVar
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_recs.data.index import dense_positions
+from spark_recs.data.index import dense_positions, hash_bucket
 from spark_recs.data.schema import require_columns
 
 log = logging.getLogger(__name__)
@@ -262,23 +262,14 @@ def gru4rec_time_split(
 def _sorted_positions(df: DataFrame, value: str, tiebreak: list[str], out: str, buckets: int = 256):
     """Add ``out``: the row's position ``0..n-1`` in ascending (``value``, *``tiebreak``) order; return (df, n).
 
-    Like :func:`~spark_recs.data.index.dense_positions`, but the buckets are ranges of ``value`` (so positions
-    follow the global order) rather than hashes; a window runs per bucket, never over all rows.
+    The buckets of :func:`~spark_recs.data.index.dense_positions` are ranges of ``value`` here, so
+    positions follow the global order while each window still runs per bucket.
     """
     lo, hi = df.agg(F.min(value), F.max(value)).first()
     width = ((hi - lo) / buckets) if lo is not None and hi > lo else 1.0
     bucket = F.least(F.floor((F.col(value) - F.lit(lo or 0.0)) / F.lit(width)), F.lit(buckets - 1))
-    bucketed = df.withColumn("_bucket", F.coalesce(bucket.cast("long"), F.lit(0).cast("long")))
-    sizes = bucketed.groupBy("_bucket").count().orderBy("_bucket").toPandas()
-    sizes["_start"] = sizes["count"].cumsum() - sizes["count"]
-    starts = df.sparkSession.createDataFrame(sizes[["_bucket", "_start"]], "_bucket long, _start long")
-    window = Window.partitionBy("_bucket").orderBy(value, *tiebreak)
-    positioned = (
-        bucketed.join(F.broadcast(starts), "_bucket")
-        .withColumn(out, (F.row_number().over(window) - 1 + F.col("_start")).cast("long"))
-        .drop("_bucket", "_start")
-    )
-    return positioned, int(sizes["count"].sum())
+    order = [F.col(value), *[F.col(c) for c in tiebreak]]
+    return dense_positions(df, order, out, bucket=F.coalesce(bucket.cast("long"), F.lit(0).cast("long")))
 
 
 def train_valid_test_split(
@@ -356,7 +347,7 @@ def _mark_sampled(data: DataFrame, user: str, method: SampleN | SampleFrac, *sal
 def _shuffled(df: DataFrame, key: str, *salt: int) -> DataFrame:
     """Add ``_pos``: a seeded pseudo-random permutation ``0..n-1`` of the (unique) values of ``key``."""
     h = F.xxhash64(*[F.lit(s) for s in salt], F.col(key))
-    return dense_positions(df, order=[h, F.col(key)], out="_pos", bucket_key=h)
+    return dense_positions(df, order=[h, F.col(key)], out="_pos", bucket=hash_bucket(h))[0]
 
 
 def _array_split_fold(pos: Column, n: int, k: int) -> Column:
@@ -396,10 +387,9 @@ def partition_users(
 def partition_rows(data: DataFrame, k: int, *, seed: int = 0) -> Iterator[TTPair]:
     """LensKit's ``partition_rows``: rows shuffled and cut into ``k`` nearly equal test sets."""
     _check_k(k)
-    n = data.count()
     key = _row_key(data, seed)
-    positioned = dense_positions(
-        data, order=[key, *[F.col(c) for c in data.columns]], out="_pos", bucket_key=key
+    positioned, n = dense_positions(
+        data, order=[key, *[F.col(c) for c in data.columns]], out="_pos", bucket=hash_bucket(key)
     )
     assigned = positioned.withColumn("_fold", _array_split_fold(F.col("_pos"), n, k)).withColumn(
         "_sampled", F.lit(True)
