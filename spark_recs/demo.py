@@ -76,14 +76,14 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
             checked = validate(raw, [cfg.session_key, cfg.item_key], cfg.time_key, what="synthetic sessions")
         print(f"    {checked.summary()}")
     with steps.step(f"Preprocess and split (test = sessions ending in the last {cfg.test_days:g} day(s))"):
-        kept = preprocess_sessions(checked.accepted.cache(), **keys)
-        split = time_split(kept.kept, cfg.test_days, **keys)
+        kept = preprocess_sessions(checked.accepted, **keys).cache()
+        split = time_split(kept.kept, cfg.test_days, **keys).cache()
         counts = split.counts() | {f"preprocess:{k}": v for k, v in kept.counts().items() if k != "kept"}
         print(f"    train {counts['train']:,} events, test {counts['test']:,} events")
     with steps.step("Index items"):
         items = IdIndex.fit(split.train, cfg.item_key)
         items.unknown = "drop"
-        train = items.transform(split.train).cache()
+        train = items.transform(split.train)
         test = items.transform(split.test).cache()
         print(f"    {items.size:,} items")
     with steps.step("Train Popular"):

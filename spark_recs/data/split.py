@@ -13,7 +13,7 @@ import logging
 import math
 from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import ClassVar
 
@@ -42,6 +42,10 @@ class Labelled:
     rows: DataFrame
     PARTS: ClassVar[tuple[str, ...]] = ()
     REASONS: ClassVar[tuple[str, ...]] = ()
+
+    def cache(self):
+        """The same result with :attr:`rows` cached, so its parts and counts are computed once."""
+        return replace(self, rows=self.rows.cache())
 
     def part(self, name: str) -> DataFrame:
         """The rows of one part, with the input columns only."""
