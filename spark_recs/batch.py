@@ -125,7 +125,7 @@ def _score_sessions(
         lengths = np.array([len(s) for s in seqs])
         if every_prefix:
             ids = np.repeat(sessions[starts[list(chunk)]], lengths)
-            positions = np.concatenate([np.arange(1, n + 1) for n in lengths])
+            positions = np.concatenate([np.arange(1, length + 1) for length in lengths])
         else:
             ids, positions = sessions[starts[list(chunk)]], lengths
         width = recs.shape[1]
