@@ -18,12 +18,14 @@ so partial results from shards merge into exactly the single-process numbers.
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
+from pyspark.sql import DataFrame as SparkDataFrame
 
 MODES = ("standard", "conservative", "median")
 log = logging.getLogger(__name__)
@@ -115,9 +117,66 @@ def prepare_test_sessions(gru, test_data: pd.DataFrame, session_key: str, item_k
     return data["_item"].to_numpy(np.int64), offsets, int((~known).sum())
 
 
+def _rank_counts(gru, test_data: pd.DataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key):
+    """The counts behind the metrics: ``(RankCounts, n_sessions, n_dropped_events)``."""
+    items, offsets, n_dropped = prepare_test_sessions(gru, test_data, session_key, item_key, time_key)
+    counts = RankCounts(max_cutoff)
+    for scores, targets in gru.next_item_scores(items, offsets, batch_size=batch_size):
+        counts.add(target_ranks(scores, targets, mode))
+    n_sessions = int((np.diff(offsets) > 1).sum()) if len(items) else 0
+    return counts, n_sessions, n_dropped
+
+
+def _spark_rank_counts(
+    gru, test_data: SparkDataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key
+):
+    """:func:`_rank_counts` with the test sessions sharded over Spark workers and the counts merged.
+
+    The model travels as ``GRU4Rec.save`` bytes (loaded with ``weights_only``); each shard holds whole
+    sessions, and integer counts merge exactly, so the result equals the single-process one.
+    """
+    buffer = io.BytesIO()
+    gru.save(buffer)
+    model_bytes = buffer.getvalue()
+    shards = int(test_data.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    columns = [session_key, item_key, time_key]
+
+    def run(frames):
+        from spark_recs.models.gru4rec import GRU4Rec
+
+        frames = list(frames)  # an empty shard may deliver no batch at all (pysail)
+        frame = pd.concat(frames) if frames else pd.DataFrame()
+        if frame.empty:
+            return
+        torch.set_num_threads(1)
+        model = GRU4Rec.load(io.BytesIO(model_bytes))
+        counts, n_sessions, n_dropped = _rank_counts(
+            model, frame, max_cutoff, batch_size, mode, item_key, session_key, time_key
+        )
+        yield pd.DataFrame(
+            {
+                "counts": [counts.counts.tolist()],
+                "n": [counts.n],
+                "sessions": [n_sessions],
+                "dropped": [n_dropped],
+            }
+        )
+
+    rows = (
+        test_data.select(*columns)
+        .repartition(shards, session_key)
+        .mapInPandas(run, "counts array<long>, n long, sessions long, dropped long")
+        .collect()
+    )
+    total = RankCounts(max_cutoff)
+    for row in rows:
+        total = total.merge(RankCounts(max_cutoff, np.asarray(row["counts"], dtype=np.int64), row["n"]))
+    return total, sum(r["sessions"] for r in rows), sum(r["dropped"] for r in rows)
+
+
 def evaluate_sessions(
     gru,
-    test_data: pd.DataFrame,
+    test_data: pd.DataFrame | SparkDataFrame,
     cutoff=(20,),
     batch_size: int = 512,
     mode: str = "conservative",
@@ -125,15 +184,17 @@ def evaluate_sessions(
     session_key: str = "SessionId",
     time_key: str = "Time",
 ) -> SessionEvaluation:
-    """Next-item Recall@N and MRR@N of ``gru`` on ``test_data`` for each N in ``cutoff``, with the counts."""
+    """Next-item Recall@N and MRR@N of ``gru`` on ``test_data`` for each N in ``cutoff``, with the counts.
+
+    A Spark DataFrame is evaluated on the workers, sharded by session (see :func:`_spark_rank_counts`).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown rank mode {mode!r}; expected one of {MODES}")
     cutoffs = [int(c) for c in cutoff]
-    items, offsets, n_dropped = prepare_test_sessions(gru, test_data, session_key, item_key, time_key)
-    counts = RankCounts(max(cutoffs))
-    for scores, targets in gru.next_item_scores(items, offsets, batch_size=batch_size):
-        counts.add(target_ranks(scores, targets, mode))
-    n_sessions = int((np.diff(offsets) > 1).sum()) if len(items) else 0
+    count = _spark_rank_counts if isinstance(test_data, SparkDataFrame) else _rank_counts
+    counts, n_sessions, n_dropped = count(
+        gru, test_data, max(cutoffs), batch_size, mode, item_key, session_key, time_key
+    )
     return SessionEvaluation(
         recall={c: counts.recall(c) for c in cutoffs},
         mrr={c: counts.mrr(c) for c in cutoffs},
@@ -145,7 +206,7 @@ def evaluate_sessions(
 
 def batch_eval(
     gru,
-    test_data: pd.DataFrame,
+    test_data: pd.DataFrame | SparkDataFrame,
     cutoff=(20,),
     batch_size: int = 512,
     mode: str = "conservative",

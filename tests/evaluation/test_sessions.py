@@ -141,3 +141,22 @@ def test_rsc15_cross_entropy_configuration_reaches_published_accuracy_range():
     recall, mrr = batch_eval(gru, read("test"), cutoff=[20])
     # Ten epochs reach 0.68 / 0.357 (three seeds, benchmarks/gru4rec.py); Popular gets 0.09 / 0.03.
     assert recall[20] > 0.62 and mrr[20] > 0.32, (recall, mrr)
+
+
+@pytest.mark.parametrize("mode", ["conservative", "median"])
+def test_spark_sharded_evaluation_equals_in_process(any_spark, gru, mode):
+    test = cycle_sessions(60, 4)
+    local = evaluate_sessions(gru, test, cutoff=[1, 5, 20], batch_size=16, mode=mode)
+    sharded = evaluate_sessions(gru, any_spark.createDataFrame(test), cutoff=[1, 5, 20], batch_size=16, mode=mode)
+    assert sharded == local
+
+
+@pytest.mark.slow
+def test_spark_sharded_evaluation_equals_in_process_on_rsc15(spark):
+    folder = shared_data("sessions/rsc15_100k")
+    train = pd.read_csv(folder / "yoochoose-clicks-100k_train_full.txt", sep="\t")
+    test = pd.read_csv(folder / "yoochoose-clicks-100k_test.txt", sep="\t")
+    model = GRU4Rec(layers=[32], batch_size=32, n_sample=256, n_epochs=1, learning_rate=0.2).fit(train)
+    local = evaluate_sessions(model, test, cutoff=[5, 20])
+    sharded = evaluate_sessions(model, spark.createDataFrame(test), cutoff=[5, 20])
+    assert sharded == local and local.n_predictions > 10_000
