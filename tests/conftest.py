@@ -67,6 +67,17 @@ def any_spark(request):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: extra threads only add synchronisation (and stall on a busy machine)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def mlflow_uri(tmp_path, monkeypatch):
     """A real MLflow tracking store (SQLite) in a temp dir, set as the tracking URI for the test."""
     import mlflow

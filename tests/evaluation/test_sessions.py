@@ -9,14 +9,7 @@ from conftest import shared_data
 from spark_recs.evaluation.sessions import RankCounts, batch_eval, evaluate_sessions, target_ranks
 from spark_recs.models.gru4rec import GRU4Rec
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add synchronisation (and stall on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Row 0: target (col 0) ties with col 2 at the top. Row 1: target (col 3) has two items above, none equal.
@@ -147,7 +140,9 @@ def test_rsc15_cross_entropy_configuration_reaches_published_accuracy_range():
 def test_spark_sharded_evaluation_equals_in_process(any_spark, gru, mode):
     test = cycle_sessions(60, 4)
     local = evaluate_sessions(gru, test, cutoff=[1, 5, 20], batch_size=16, mode=mode)
-    sharded = evaluate_sessions(gru, any_spark.createDataFrame(test), cutoff=[1, 5, 20], batch_size=16, mode=mode)
+    sharded = evaluate_sessions(
+        gru, any_spark.createDataFrame(test), cutoff=[1, 5, 20], batch_size=16, mode=mode
+    )
     assert sharded == local
 
 

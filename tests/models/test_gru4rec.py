@@ -25,13 +25,7 @@ def successor_sessions(n_sessions=300, n_items=20, seed=0, raw=lambda i: 1000 + 
     return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: extra threads only add synchronisation (and stall on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
