@@ -81,8 +81,7 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
         counts = split.counts() | {f"preprocess:{k}": v for k, v in kept.counts().items() if k != "kept"}
         print(f"    train {counts['train']:,} events, test {counts['test']:,} events")
     with steps.step("Index items"):
-        items = IdIndex.fit(split.train, cfg.item_key)
-        items.unknown = "drop"
+        items = IdIndex.fit(split.train, cfg.item_key, unknown="drop")
         train = items.transform(split.train)
         test = items.transform(split.test).cache()
         print(f"    {items.size:,} items")
