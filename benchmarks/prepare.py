@@ -164,7 +164,7 @@ def spark_pipeline(spark, src: str, out: str) -> None:
     from spark_recs.data.split import gru4rec_time_split
 
     checked = validate(spark.read.parquet(src), KEYS, "Time")
-    accepted = checked.accepted.cache()  # as the demo job does; reused by index fit, transform and split
+    accepted = checked.accepted  # validate caches its typed rows (classic Spark), so reuse is cheap
     items = IdIndex.fit(accepted, "ItemId")
     split = gru4rec_time_split(items.transform(accepted), days=1)
     split.rows.write.mode("overwrite").partitionBy("part").parquet(f"{out}/split")

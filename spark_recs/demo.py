@@ -22,7 +22,7 @@ from spark_recs.data.synthetic import synthetic_sessions
 from spark_recs.evaluation.metrics import next_item_metrics, next_item_targets
 from spark_recs.models.popular import Popular
 from spark_recs.progress import Steps
-from spark_recs.runtime import default_tracking_uri, storage_format, work_dir
+from spark_recs.runtime import cached, default_tracking_uri, work_dir
 from spark_recs.tracking import tracked_run
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
     with steps.step("Index items"):
         items = IdIndex.fit(split.train, cfg.item_key, unknown="drop")
         train = items.transform(split.train)
-        test = items.transform(split.test).cache()
+        test = cached(items.transform(split.test))
         print(f"    {items.size:,} items")
     with steps.step("Train Popular"):
         start = time.perf_counter()
@@ -132,7 +132,7 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
         "run_id": run_id,
         "tracking_uri": tracking,
         "output": str(out),
-        "format": storage_format(spark),
+        "format": fmt,
     }
 
 

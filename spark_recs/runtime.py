@@ -14,7 +14,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,12 @@ def _local_session(app_name: str, conf: dict) -> SparkSession:
     return spark
 
 
+def cached(df: DataFrame) -> DataFrame:
+    """``df.cache()`` on classic Spark; ``df`` unchanged on Spark Connect, where serverless Databricks
+    refuses caching and pysail ignores it."""
+    return df if is_connect(df.sparkSession) else df.cache()
+
+
 def storage_format(spark: SparkSession) -> str:
     """``"delta"`` where Delta is available to ``spark``, else ``"parquet"``; decided once per session.
 
@@ -160,7 +166,7 @@ def configure_mlflow(tracking_uri: str | None = None, experiment: str | None = N
 
     uri = tracking_uri or default_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri and uri != "databricks":
+    if uri != "databricks":  # Databricks keeps its own registry (Unity Catalog)
         mlflow.set_registry_uri(uri)
     if experiment:
         mlflow.set_experiment(experiment)

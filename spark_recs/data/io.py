@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_recs.runtime import storage_format
+from spark_recs.runtime import get_spark, storage_format
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,6 @@ def _without_catalog(name: str) -> str:
 
 def read_databricks_table(name: str, spark: SparkSession | None = None) -> DataFrame:
     """A Unity Catalog / Hive table as a Spark DataFrame (the Spark-native ``load_databricks_table``)."""
-    from spark_recs.runtime import get_spark
-
     return (spark or get_spark()).table(quote_table_name(name))
 
 

@@ -73,7 +73,7 @@ def load_items(spark: SparkSession, path: str | Path) -> DataFrame:
         raw = read_table(spark, str(path / name), sep=",").withColumnRenamed("movieId", "item")
     else:
         parts = F.split(F.col("value"), "::")
-        raw = spark.read.text(str(path / name), wholetext=False).select(
+        raw = spark.read.text(str(path / name)).select(
             parts.getItem(0).alias("item"), parts.getItem(1).alias("title"), parts.getItem(2).alias("genres")
         )
     return raw.select(F.col("item").cast("long"), "title", F.split(F.col("genres"), r"\|").alias("genres"))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark_recs.runtime import cached
+
 log = logging.getLogger(__name__)
 
 
@@ -173,7 +175,9 @@ def validate(
     # An exact duplicate repeats every original value; identical rows make the window order irrelevant.
     copies = Window.partitionBy(*[f"_raw_{i}" for i in range(len(df.columns))]).orderBy(F.lit(1))
     duplicate = F.col("reason").isNull() & (F.row_number().over(copies) > 1)
-    typed = typed.withColumn("reason", F.when(duplicate, F.lit("duplicate event")).otherwise(F.col("reason")))
+    typed = cached(
+        typed.withColumn("reason", F.when(duplicate, F.lit("duplicate event")).otherwise(F.col("reason")))
+    )
     accepted = typed.where(F.col("reason").isNull()).select(*df.columns)
     rejected = typed.where(F.col("reason").isNotNull()).select(
         *[F.col(f"_raw_{i}").alias(c) for i, c in enumerate(df.columns)], "reason"

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from spark_recs.data.index import dense_positions, hash_bucket
 from spark_recs.data.schema import require_columns
+from spark_recs.runtime import cached
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ TTPair.__doc__ = "Train-test pair (named tuple), as in LensKit."
 @dataclass(frozen=True)
 class Labelled:
     """Every input row exactly once, with ``part`` (where it went, or ``"rejected"``) and ``reason`` (why it
-    was rejected, else null). The parts are filters of :attr:`rows`; ``rows.cache()`` makes them cheap."""
+    was rejected, else null). The parts are filters of :attr:`rows`; ``cache()`` makes them cheap."""
 
     rows: DataFrame
     PARTS: ClassVar[tuple[str, ...]] = ()
@@ -45,7 +46,7 @@ class Labelled:
 
     def cache(self):
         """The same result with :attr:`rows` cached, so its parts and counts are computed once."""
-        return replace(self, rows=self.rows.cache())
+        return replace(self, rows=cached(self.rows))
 
     def part(self, name: str) -> DataFrame:
         """The rows of one part, with the input columns only."""

@@ -36,10 +36,6 @@ class Popular(Model):
         model.counts = state["counts"]
         return model
 
-    def score_users(self, users: np.ndarray) -> torch.Tensor:
-        """Scores ``[len(users), n_items]``: the training counts."""
-        return self.counts.expand(len(users), -1)
-
     def score_sessions(self, sessions: list[np.ndarray], every_prefix: bool = False) -> torch.Tensor:
         """Scores per session (or per prefix of each session): the training counts."""
         rows = sum(len(s) for s in sessions) if every_prefix else len(sessions)
