@@ -1,62 +1,209 @@
-"""Batch recommendation over Spark: pandas UDFs that score with the model inside each Python worker.
+"""Batch recommendation and prediction over Spark (LensKit's ``batch`` API, fanned out with pandas UDFs).
 
-The model travels as a :class:`~spark_recs.models.base.Payload` (state-dict bytes + JSON config)
-captured by the UDF, so the same code runs on classic Spark and on Spark Connect (no
-``sparkContext``). Top-k happens inside the worker, one score matrix per chunk of queries.
-Ties are broken deterministically: higher score first, then the lower item index.
+One mechanism serves every model: the fitted model travels to the Python workers as the bytes of its
+saved file (tensors only, loaded with ``weights_only=True``) through ``sc.broadcast`` on classic Spark, or
+as a file path loaded once per worker on Spark Connect (which has no ``sparkContext``). Each worker keeps
+the restored model between tasks, sets ``torch.set_num_threads``, and scores one batch of users or
+sessions at a time: one score matrix, the candidate mask and one exact top-k (score desc, then item id
+asc) per batch. Nothing is collected to the driver; ``output=`` writes results straight to a table.
+
+``algo`` is a fitted model, a saved model file, an MLflow model URI (``models:/name@alias``,
+``runs:/id/model``) or what :func:`train_isolated` returns.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import logging
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StructField, StructType
 
+from spark_recs.data.io import read_table, write_table
 from spark_recs.data.schema import require_columns
-from spark_recs.models.base import Model, Payload
+from spark_recs.models.base import Model, Recommender, model_class
+from spark_recs.models.references import MODEL_FILE, TrainedModel, load_model
+from spark_recs.models.topn import recommend_frame, top_k
+from spark_recs.transport import ModelRef, ship, task_threads
+
+log = logging.getLogger(__name__)
+
+_CANDIDATES = "__candidates"
 
 
-def as_payload(algo: Model | Payload | str | Path) -> Payload:
-    """A fitted model, a :class:`Payload`, or a directory written by ``Model.save``, as a payload."""
-    if isinstance(algo, Payload):
-        return algo
-    if isinstance(algo, Model):
-        return algo.payload()
-    return Model.load(algo).payload()
+def _finish(result: DataFrame, output: str | None) -> DataFrame:
+    if output is None:
+        return result
+    fmt = write_table(result, output)
+    return read_table(result.sparkSession, output, format=fmt)
 
 
-def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` best items per row as ``(items, scores)``, ordered by score desc then item index asc.
+# ---- users ------------------------------------------------------------------------------------------
 
-    Exact under ties: every item scoring above the k-th score is kept, and of those tied with it the
-    lowest indices fill the remaining places.
+
+def _as_frame(values, column: str, spark: SparkSession | None, spark_type: str) -> DataFrame:
+    if isinstance(values, DataFrame):
+        return values
+    if spark is None:
+        spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise ValueError("pass spark= (no active SparkSession to turn the given ids into a DataFrame)")
+    if isinstance(values, pd.DataFrame):
+        return spark.createDataFrame(values)
+    ids = list(values)
+    if not ids:
+        return spark.createDataFrame([], f"`{column}` {spark_type}")
+    return spark.createDataFrame(pd.DataFrame({column: ids}))
+
+
+def _candidate_frame(candidates, users: DataFrame, user_col: str, item_col: str) -> DataFrame:
+    """Candidates as ``user, __candidates`` (array of item ids), one row per user that has any."""
+    spark = users.sparkSession
+    if isinstance(candidates, DataFrame):
+        frame = candidates
+    else:
+        # Driver-side, as in LensKit: one lookup per user, for small user sets.
+        lookup = candidates.get if isinstance(candidates, dict) else candidates
+        rows = []
+        for (user,) in users.select(user_col).distinct().toLocalIterator():
+            items = lookup(user)
+            if items is not None:
+                rows.extend((user, item) for item in items)
+        frame = spark.createDataFrame(pd.DataFrame(rows, columns=[user_col, item_col]))
+    require_columns(frame, [user_col, item_col], "candidates")
+    return frame.groupBy(user_col).agg(F.collect_set(item_col).alias(_CANDIDATES))
+
+
+def recommend(
+    algo: ModelRef,
+    users,
+    n: int | None = 10,
+    candidates=None,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    spark: SparkSession | None = None,
+    batch_size: int = 512,
+    num_threads: int | None = None,
+    output: str | None = None,
+    model_dir: str | None = None,
+) -> DataFrame:
+    """Top-``n`` recommendations for each user: a DataFrame ``user, rank, item, score`` (rank from 1).
+
+    ``users``: a Spark DataFrame with ``user_col`` (duplicates are recommended once), or a list/array of
+    ids (then ``spark=`` or the active session builds the frame). ``n=None``: every candidate.
+    ``candidates``: ``None`` = the model's default (items the user did not interact with in training;
+    all items for an unknown user); a Spark DataFrame of ``(user, item)``; or a dict / function from
+    user id to item ids, evaluated on the driver (for small user sets). Users unknown to the model get
+    its documented fallback (e.g. ``Popular``'s list) or no rows; their number is logged.
+    ``batch_size`` users are scored per matrix product (the Arrow batch size is Spark's
+    ``spark.sql.execution.arrow.maxRecordsPerBatch``); ``num_threads`` per worker defaults to
+    ``spark.task.cpus``. ``model_dir``: where a Connect session's workers read an in-memory model from
+    (default: the local work dir; on a remote cluster a Volume path).
     """
-    rows, n_items = scores.shape
-    k = min(k, n_items)
-    if k == 0 or rows == 0:
-        return torch.empty(rows, 0, dtype=torch.long), torch.empty(rows, 0, dtype=scores.dtype)
-    threshold = torch.topk(scores, k, dim=1).values[:, -1:]
-    above = scores > threshold
-    tied = scores == threshold
-    room = k - above.sum(dim=1, keepdim=True)
-    keep = above | (tied & (torch.cumsum(tied, dim=1) <= room))
-    items = keep.nonzero()[:, 1].view(rows, k)
-    picked = torch.gather(scores, 1, items)
-    order = torch.sort(picked, dim=1, descending=True, stable=True).indices
-    return torch.gather(items, 1, order), torch.gather(picked, 1, order)
+    model = load_model(algo)
+    if not isinstance(model, Recommender):
+        raise TypeError(f"{type(model).__name__} is a session model: use recommend_sessions")
+    frame = _as_frame(users, user_col, spark, model.users.spark_type)
+    require_columns(frame, [user_col], "users")
+    frame = frame.select(user_col).distinct()
+    if candidates is not None:
+        frame = frame.join(_candidate_frame(candidates, frame, user_col, item_col), user_col, "left")
+    spark = frame.sparkSession
+    load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
+    user_type = dict(frame.dtypes)[user_col]
+    schema = f"`{user_col}` {user_type}, rank int, `{item_col}` {model.items.spark_type}, score float"
+    with_candidates = candidates is not None
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        torch.set_num_threads(threads)
+        worker_model = load()
+        for batch in batches:
+            if batch.empty:
+                continue
+            ids = batch[user_col].to_numpy()
+            chosen = None
+            if with_candidates:
+                chosen = [() if c is None else c for c in batch[_CANDIDATES].tolist()]
+            with torch.no_grad():
+                recs = recommend_frame(worker_model, ids, n, chosen, batch_size)
+            yield recs.rename(columns={"user": user_col, "item": item_col})
+
+    _report_unknown(model.users, frame, user_col, "users", "recommend")
+    return _finish(frame.mapInPandas(run, schema), output)
 
 
-def _threads(num_threads: int | None) -> int:
-    return num_threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+def predict(
+    algo: ModelRef,
+    pairs,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    spark: SparkSession | None = None,
+    batch_size: int = 65_536,
+    num_threads: int | None = None,
+    output: str | None = None,
+    model_dir: str | None = None,
+) -> DataFrame:
+    """``pairs`` (Spark or pandas DataFrame with ``user``, ``item``; every other column, e.g. ``rating``,
+    is kept) plus a ``prediction`` column (double; null where the model has no prediction).
+
+    Unknown users and items get the model's documented fallback (e.g. ``Bias``: the biases it has) or
+    a null prediction; how many pairs involve each is logged.
+    """
+    model = load_model(algo)
+    if not isinstance(model, Recommender):
+        raise TypeError(f"{type(model).__name__} is a session model: it has no rating predictions")
+    frame = _as_frame(pairs, user_col, spark, model.users.spark_type)
+    require_columns(frame, [user_col, item_col], "pairs")
+    spark = frame.sparkSession
+    load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
+    schema = StructType([*frame.schema.fields, StructField("prediction", DoubleType())])
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        torch.set_num_threads(threads)
+        worker_model = load()
+        for batch in batches:
+            for start in range(0, len(batch), batch_size):
+                part = batch.iloc[start : start + batch_size].copy()
+                users = worker_model.users.indices(part[user_col].to_numpy())
+                items = worker_model.items.indices(part[item_col].to_numpy())
+                with torch.no_grad():
+                    part["prediction"] = worker_model.predict_pairs(users, items)
+                yield part
+
+    _report_unknown(model.users, frame, user_col, "users", "predict")
+    _report_unknown(model.items, frame, item_col, "items", "predict")
+    return _finish(frame.mapInPandas(run, schema), output)
+
+
+def _report_unknown(vocabulary, frame: DataFrame, column: str, what: str, task: str) -> None:
+    """Log how many rows of ``frame`` have a ``column`` id the model does not know (one Spark job)."""
+    spark = frame.sparkSession
+    ids = spark.createDataFrame(pd.DataFrame({column: vocabulary.ids}))
+    if dict(frame.dtypes)[column] != dict(ids.dtypes)[column]:
+        ids = ids.select(F.col(column).cast(dict(frame.dtypes)[column]).alias(column))
+    unknown = frame.select(column).join(F.broadcast(ids), column, "left_anti").count()
+    if unknown:
+        log.warning("%s: %d rows have %s unknown to the model (fallback or no result)", task, unknown, what)
+    else:
+        log.info("%s: every %s id is known to the model", task, what[:-1])
+
+
+# ---- sessions ---------------------------------------------------------------------------------------
 
 
 def recommend_sessions(
-    algo: Model | Payload | str | Path,
+    algo: ModelRef,
     events: DataFrame,
     n: int | None = 20,
     every_prefix: bool = False,
@@ -67,30 +214,35 @@ def recommend_sessions(
     batch_size: int = 512,
     num_threads: int | None = None,
     partitions: int | None = None,
+    output: str | None = None,
+    model_dir: str | None = None,
 ) -> DataFrame:
-    """Next-item recommendations for each session of ``events`` (item column = dense item indices).
+    """Next-item recommendations for each session of ``events``.
 
-    Returns ``session_key, position, rank, item, score``: after the session's last event
-    (``position`` = session length) or, with ``every_prefix``, after each of its events
-    (``position`` = number of events seen). A session is never split across partitions; its
-    events are ordered by time, then item.
+    Returns ``session_key, position, rank, item, score``: after the session's last event (``position``
+    = number of events used) or, with ``every_prefix``, after each event (``position`` = events seen so
+    far). A session is never split across partitions; its events are ordered by time, then item. Items
+    are raw ids for models with an item vocabulary (GRU4Rec, Popular), else dense indices; events on
+    items the model does not know are skipped. ``batch_size`` bounds the rows scored at once.
     """
     require_columns(events, [session_key, item_key, time_key], "events")
-    payload = as_payload(algo)
+    model = load_model(algo)
     spark = events.sparkSession
+    load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
     parts = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     ordered = (
         events.select(session_key, item_key, time_key)
         .repartition(parts, session_key)
         .sortWithinPartitions(session_key, time_key, item_key)
     )
+    vocabulary = getattr(model, "items", None)
+    item_type = vocabulary.spark_type if vocabulary is not None else "long"
     session_type = dict(events.dtypes)[session_key]
-    schema = f"`{session_key}` {session_type}, position int, rank int, item long, score float"
+    schema = f"`{session_key}` {session_type}, position int, rank int, item {item_type}, score float"
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        torch.set_num_threads(_threads(num_threads))
-        model = payload.restore()
-        k = n or model.n_items
+        torch.set_num_threads(threads)
+        worker_model = load()
         pending = pd.DataFrame()
         for frame in frames:
             # A session may continue into the next Arrow batch: hold its rows back until it is complete.
@@ -100,41 +252,104 @@ def recommend_sessions(
             tail = buffer[session_key].to_numpy() == buffer[session_key].iloc[-1]
             pending = buffer[tail]
             yield from _score_sessions(
-                model, buffer[~tail], session_key, item_key, k, every_prefix, batch_size
+                worker_model, buffer[~tail], session_key, item_key, n, every_prefix, batch_size
             )
-        yield from _score_sessions(model, pending, session_key, item_key, k, every_prefix, batch_size)
+        yield from _score_sessions(worker_model, pending, session_key, item_key, n, every_prefix, batch_size)
 
-    return ordered.mapInPandas(run, schema)
+    return _finish(ordered.mapInPandas(run, schema), output)
 
 
 def _score_sessions(
-    model, frame, session_key, item_key, k, every_prefix, batch_size
+    model, frame, session_key, item_key, n, every_prefix, batch_size
 ) -> Iterator[pd.DataFrame]:
+    vocabulary = getattr(model, "items", None)
+    if vocabulary is not None and not frame.empty:
+        indices = vocabulary.indices(frame[item_key].to_numpy())
+        frame = frame.assign(**{item_key: indices})[indices >= 0]
     if frame.empty:
         return
     sessions = frame[session_key].to_numpy()
     items = frame[item_key].to_numpy(dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, sessions[1:] != sessions[:-1]])
     bounds = np.r_[starts, len(items)]
-    for first in range(0, len(starts), batch_size):
-        chunk = range(first, min(first + batch_size, len(starts)))
+    lengths = np.diff(bounds)
+    rows = np.cumsum(lengths if every_prefix else np.ones_like(lengths))
+    first = 0
+    while first < len(starts):
+        # Whole sessions, at most batch_size scored rows (at least one session).
+        done = rows[first - 1] if first else 0
+        last = max(first + 1, int(np.searchsorted(rows, done + batch_size, side="right")))
+        chunk, first = np.arange(first, last), last
         seqs = [items[bounds[i] : bounds[i + 1]] for i in chunk]
         with torch.no_grad():
             scores = model.score_sessions(seqs, every_prefix=every_prefix)
-        recs, values = top_k(scores, k)
-        lengths = np.array([len(s) for s in seqs])
+        recs, values = top_k(scores, model.n_items if n is None else n)
         if every_prefix:
-            ids = np.repeat(sessions[starts[list(chunk)]], lengths)
-            positions = np.concatenate([np.arange(1, length + 1) for length in lengths])
+            ids = np.repeat(sessions[starts[chunk]], lengths[chunk])
+            positions = np.concatenate([np.arange(1, length + 1) for length in lengths[chunk]])
         else:
-            ids, positions = sessions[starts[list(chunk)]], lengths
+            ids, positions = sessions[starts[chunk]], lengths[chunk]
         width = recs.shape[1]
+        recs = recs.reshape(-1).numpy()
         yield pd.DataFrame(
             {
                 session_key: np.repeat(ids, width),
                 "position": np.repeat(positions, width).astype(np.int32),
                 "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), len(ids)),
-                "item": recs.reshape(-1).numpy(),
+                "item": vocabulary.ids[recs] if vocabulary is not None else recs,
                 "score": values.reshape(-1).numpy().astype(np.float32),
             }
         )
+
+
+# ---- training in a child process --------------------------------------------------------------------
+
+
+def train_isolated(algo: Model, ratings, *, file: str | Path | None = None, **fit_kwargs) -> TrainedModel:
+    """Fit ``algo`` on ``ratings`` in a child process and save it to ``file`` (default: a temporary file).
+
+    Training memory is released when the child exits; the parent never holds the trained model. The
+    returned :class:`TrainedModel` is accepted by :func:`recommend`, :func:`predict` and
+    :func:`recommend_sessions`. ``ratings``: a pandas or Spark DataFrame, or a Parquet path; it reaches
+    the child as a Parquet file. ``fit_kwargs`` (JSON values) are passed to ``fit``.
+    """
+    if not isinstance(algo, Model):
+        raise TypeError(f"train_isolated needs an unfitted spark_recs Model, got {type(algo).__name__}")
+    target = Path(file) if file else Path(tempfile.mkdtemp(prefix="spark_recs_trained_")) / MODEL_FILE
+    kind = f"{type(algo).__module__}:{type(algo).__qualname__}"
+    with tempfile.TemporaryDirectory(prefix="spark_recs_ratings_") as scratch:
+        spec = {
+            "kind": kind,
+            "params": algo.get_params(),
+            "data": str(_ratings_file(ratings, Path(scratch))),
+            "target": str(target),
+            "fit_kwargs": fit_kwargs,
+        }
+        (Path(scratch) / "spec.json").write_text(json.dumps(spec))
+        # A fresh interpreter, not fork (the parent holds a JVM and thread pools) and not spawn (which
+        # re-imports the caller's main module).
+        done = subprocess.run([sys.executable, "-m", "spark_recs.batch", str(Path(scratch) / "spec.json")])
+    if done.returncode != 0 or not target.exists():
+        raise RuntimeError(
+            f"training {kind} in a child process failed (exit code {done.returncode}); see its output"
+        )
+    return TrainedModel(target, kind)
+
+
+def _ratings_file(ratings, folder: Path) -> Path:
+    if isinstance(ratings, (str, Path)):
+        return Path(ratings)
+    path = folder / "ratings.parquet"
+    (ratings.toPandas() if isinstance(ratings, DataFrame) else ratings).to_parquet(path)
+    return path
+
+
+def _train_child(spec_file: str) -> None:
+    spec = json.loads(Path(spec_file).read_text())
+    model = model_class(spec["kind"])(**spec["params"])
+    model.fit(pd.read_parquet(spec["data"]), **spec["fit_kwargs"])
+    model.save(spec["target"])
+
+
+if __name__ == "__main__":
+    _train_child(sys.argv[1])

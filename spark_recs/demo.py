@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import mlflow
-import numpy as np
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from spark_recs.batch import recommend_sessions
 from spark_recs.data.index import IdIndex
@@ -87,8 +87,9 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
         print(f"    {items.size:,} items")
     with steps.step("Train Popular"):
         start = time.perf_counter()
-        train_items = train.select(cfg.item_key).toPandas()[cfg.item_key].to_numpy(dtype=np.int64)
-        model = Popular().fit(train_items, items.size)
+        model = Popular().fit(
+            train.select(F.col(cfg.session_key).alias("user"), F.col(cfg.item_key).alias("item"))
+        )
         train_time = time.perf_counter() - start
     with steps.step(f"Recommend the top {cfg.n} after every test event (pandas UDF)"):
         start = time.perf_counter()

@@ -1,22 +1,38 @@
-"""Batch session recommendations over Spark: exact top-k with ties, sessions intact, equal to in-process."""
+"""Batch recommend / predict / recommend_sessions over Spark: equal to in-process, LensKit semantics."""
+
+import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import shared_data
 
-from spark_recs.batch import recommend_sessions, top_k
+from spark_recs import batch
+from spark_recs.data.movielens import load_ratings
+from spark_recs.models.base import Model
 from spark_recs.models.cooccurrence import ItemCoOccurrence
+from spark_recs.models.gru4rec import GRU4Rec
 from spark_recs.models.popular import Popular
+from spark_recs.models.topn import top_k
+from spark_recs.tracking import log_model, tracked_run
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# Every user model, as a factory of an unfitted instance with a fixed seed where it has one.
+USER_MODELS = {"Popular": Popular}
+
+
+# ---- top-k -----------------------------------------------------------------------------------------
 
 
 def test_top_k_orders_by_score_then_lower_item_under_ties():
-    scores = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    scores = torch.tensor([[1.0, 3.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0, 0.0], [5.0, 1.0, 5.0, 4.0, 0.0]])
     items, values = top_k(scores, 2)
-    assert items.tolist() == [[1, 2], [0, 1]]
-    assert values.tolist() == [[3.0, 3.0], [0.0, 0.0]]
+    assert items.tolist() == [[1, 2], [0, 1], [0, 2]]
+    assert values.tolist() == [[3.0, 3.0], [0.0, 0.0], [5.0, 5.0]]
     items, _ = top_k(scores, 4)
-    assert items.tolist() == [[1, 2, 4, 3], [0, 1, 2, 3]]
+    assert items.tolist() == [[1, 2, 4, 3], [0, 1, 2, 3], [0, 2, 3, 1]]
 
 
 def test_top_k_caps_at_catalogue_and_handles_empty():
@@ -24,6 +40,176 @@ def test_top_k_caps_at_catalogue_and_handles_empty():
     assert items.tolist() == [[0, 1]]
     items, values = top_k(torch.empty(0, 3), 2)
     assert items.shape[0] == 0 and values.shape[0] == 0
+
+
+def test_top_k_agrees_with_a_full_lexicographic_sort():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (50, 40), generator=generator).float()  # many ties
+    items, values = top_k(scores, 7)
+    for row in range(50):
+        expected = sorted(range(40), key=lambda i: (-scores[row, i].item(), i))[:7]
+        assert items[row].tolist() == expected
+        assert values[row].tolist() == scores[row, expected].tolist()
+
+
+# ---- users: semantics on a hand-made case ----------------------------------------------------------
+
+RATINGS = pd.DataFrame(
+    {
+        "user": [1, 1, 2, 2, 3, 3, 3, 4],
+        "item": [10, 20, 10, 30, 10, 20, 40, 50],
+        "rating": [5.0, 3.0, 4.0, 2.0, 1.0, 4.0, 5.0, 3.0],
+    }
+)  # counts: 10 -> 3, 20 -> 2, 30, 40, 50 -> 1
+
+
+def _lists(frame: pd.DataFrame, user_col="user") -> dict:
+    frame = frame.sort_values([user_col, "rank"])
+    return {u: g["item"].tolist() for u, g in frame.groupby(user_col)}
+
+
+def test_recommend_excludes_rated_items_and_ties_go_to_the_lower_id(any_spark, caplog):
+    model = Popular().fit(RATINGS)
+    with caplog.at_level(logging.WARNING, logger="spark_recs.batch"):
+        got = batch.recommend(model, [1, 3, 99], 3, spark=any_spark).toPandas()
+    assert _lists(got) == {1: [30, 40, 50], 3: [30, 50], 99: [10, 20, 30]}
+    assert got.groupby("user")["rank"].apply(list).to_dict() == {1: [1, 2, 3], 3: [1, 2], 99: [1, 2, 3]}
+    assert "1 rows have users unknown to the model" in caplog.text
+    assert list(got.columns) == ["user", "rank", "item", "score"]
+
+
+def test_n_none_returns_every_candidate_and_empty_users_give_an_empty_frame(any_spark):
+    model = Popular().fit(RATINGS)
+    got = batch.recommend(model, any_spark.createDataFrame(pd.DataFrame({"user": [2, 2]})), None)
+    assert _lists(got.toPandas()) == {2: [20, 40, 50]}  # duplicates recommended once
+    empty = batch.recommend(model, [], 5, spark=any_spark)
+    assert empty.count() == 0 and empty.columns == ["user", "rank", "item", "score"]
+
+
+@pytest.mark.parametrize("form", ["dataframe", "dict", "function"])
+def test_candidates_replace_the_default_exclusion(any_spark, form):
+    model = Popular().fit(RATINGS)
+    chosen = {1: [20, 30, 777], 2: [50]}  # 777 is unknown to the model; user 3 has no candidates
+    if form == "dataframe":
+        rows = [(u, i) for u, items in chosen.items() for i in items]
+        candidates = any_spark.createDataFrame(pd.DataFrame(rows, columns=["user", "item"]))
+    elif form == "dict":
+        candidates = chosen
+    else:
+        candidates = chosen.get
+    got = batch.recommend(model, [1, 2, 3], 5, candidates=candidates, spark=any_spark).toPandas()
+    # User 1 rated 20, yet explicit candidates are recommended as given (LensKit semantics).
+    assert _lists(got) == {1: [20, 30], 2: [50]}
+
+
+def test_string_ids_and_custom_column_names(any_spark):
+    ratings = RATINGS.assign(user=RATINGS["user"].map("u{}".format), item=RATINGS["item"].map("i{}".format))
+    model = Popular().fit(ratings)
+    users = any_spark.createDataFrame(pd.DataFrame({"customer": ["u1", "nobody"]}))
+    got = batch.recommend(model, users, 2, user_col="customer", item_col="product").toPandas()
+    assert list(got.columns) == ["customer", "rank", "product", "score"]
+    assert _lists(got.rename(columns={"product": "item"}), "customer") == {
+        "nobody": ["i10", "i20"],
+        "u1": ["i30", "i40"],
+    }
+
+
+def test_predict_keeps_every_column_and_reports_unknowns(any_spark, caplog):
+    model = Popular().fit(RATINGS)
+    pairs = pd.DataFrame({"user": [1, 99, 2], "item": [20, 10, 12345], "rating": [4.0, 3.0, 1.0]})
+    with caplog.at_level(logging.WARNING, logger="spark_recs.batch"):
+        got = batch.predict(model, pairs, spark=any_spark).toPandas().sort_values("user")
+    assert list(got.columns) == ["user", "item", "rating", "prediction"]
+    assert got["rating"].tolist() == [4.0, 1.0, 3.0]
+    # Popular predicts the count for anyone (its documented fallback); an unknown item has no prediction.
+    assert got["prediction"].tolist()[0] == 2.0 and np.isnan(got["prediction"].tolist()[1])
+    assert got["prediction"].tolist()[2] == 3.0
+    assert "1 rows have users unknown" in caplog.text and "1 rows have items unknown" in caplog.text
+
+
+def test_output_writes_a_table_and_reads_it_back(spark, tmp_path):
+    model = Popular().fit(RATINGS)
+    got = batch.recommend(model, [4], 2, spark=spark, output=str(tmp_path / "recs"))
+    assert (tmp_path / "recs").exists()
+    assert _lists(got.toPandas()) == {4: [10, 20]}
+
+
+def test_session_models_are_refused_by_recommend(spark):
+    with pytest.raises(TypeError, match="recommend_sessions"):
+        batch.recommend(ItemCoOccurrence().fit(np.array([0, 0]), np.array([1, 2])), [1], 2, spark=spark)
+
+
+# ---- users: every model, Spark equals in-process on ml-latest-small --------------------------------
+
+
+@pytest.fixture(scope="module")
+def movielens(spark):
+    ratings = load_ratings(spark, shared_data("ml-latest-small")).accepted.toPandas()
+    rng = np.random.default_rng(7)
+    test_mask = rng.random(len(ratings)) < 0.1
+    return ratings[~test_mask].reset_index(drop=True), ratings[test_mask].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(movielens):
+    train, _ = movielens
+    return {name: factory().fit(train) for name, factory in USER_MODELS.items()}
+
+
+@pytest.mark.parametrize("name", USER_MODELS)
+def test_spark_recommend_equals_in_process_on_movielens(any_spark, fitted, movielens, name):
+    model = fitted[name]
+    users = list(np.random.default_rng(1).choice(model.users.ids, 30, replace=False)) + [10**9]
+    got = batch.recommend(model, [int(u) for u in users], 10, spark=any_spark, batch_size=7).toPandas()
+    for user in users:
+        expected = model.recommend(user, 10)
+        mine = got[got["user"] == user].sort_values("rank")
+        assert mine["item"].tolist() == expected["item"].tolist(), user
+        assert mine["rank"].tolist() == list(range(1, len(expected) + 1))
+        np.testing.assert_allclose(mine["score"], expected["score"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", USER_MODELS)
+def test_spark_predict_equals_in_process_on_movielens(any_spark, fitted, movielens, name):
+    model = fitted[name]
+    _, test = movielens
+    pairs = test[["user", "item", "rating"]].head(2000)
+    got = batch.predict(model, pairs, spark=any_spark).toPandas()
+    merged = got.merge(pairs, on=["user", "item", "rating"], how="outer", validate="one_to_one")
+    assert len(merged) == len(pairs)
+    for user, group in merged.groupby("user"):
+        expected = model.predict_for_user(user, group["item"]).to_numpy()
+        np.testing.assert_allclose(group["prediction"], expected, rtol=0, atol=1e-5, equal_nan=True)
+
+
+# ---- references: saved files, train_isolated, MLflow -----------------------------------------------
+
+
+def test_saved_file_and_train_isolated_references(any_spark, tmp_path):
+    trained = batch.train_isolated(Popular(), RATINGS, file=tmp_path / "pop.pt")
+    in_process = Popular().fit(RATINGS)
+    assert torch.equal(Model.load(trained.path).counts, in_process.counts)
+    for reference in (trained, str(trained.path)):
+        got = batch.recommend(reference, [1], 2, spark=any_spark).toPandas()
+        assert _lists(got) == {1: [30, 40]}
+        predicted = batch.predict(reference, RATINGS.head(2), spark=any_spark).toPandas()
+        assert predicted.sort_values("item")["prediction"].tolist() == [3.0, 2.0]
+
+
+def test_train_isolated_reports_a_failing_child(tmp_path):
+    with pytest.raises(RuntimeError, match="child process failed"):
+        batch.train_isolated(Popular(), RATINGS.rename(columns={"item": "movie"}), file=tmp_path / "x.pt")
+
+
+def test_registered_mlflow_model_is_a_reference(any_spark, mlflow_uri):
+    model = Popular().fit(RATINGS)
+    with tracked_run("batch-test", tracking_uri=mlflow_uri):
+        log_model(model, registered_model_name="popular-batch-test")
+    got = batch.recommend("models:/popular-batch-test/1", [2], 2, spark=any_spark).toPandas()
+    assert _lists(got) == {2: [20, 40]}
+
+
+# ---- sessions ---------------------------------------------------------------------------------------
 
 
 def _events(n_sessions=60, seed=3):
@@ -36,20 +222,17 @@ def _events(n_sessions=60, seed=3):
 
 
 @pytest.mark.parametrize("every_prefix", [False, True])
-def test_recommend_sessions_matches_in_process(any_spark, every_prefix):
+def test_recommend_sessions_with_popular(any_spark, every_prefix):
     events = _events()
-    model = Popular().fit(np.array([0, 1, 1, 2, 2, 2, 5, 5, 7, 7, 7, 7]), n_items=12)
-    df = any_spark.createDataFrame(events)
-    got = recommend_sessions(model, df, 3, every_prefix=every_prefix).toPandas()
-
-    # Independent expectation: Popular's list is the 3 most counted items, ties to the lower index.
-    expected_items = [7, 2, 1]
+    items = [0, 1, 1, 2, 2, 2, 5, 5, 7, 7, 7, 7, 3, 4, 6, 8, 9, 10, 11]
+    model = Popular().fit(pd.DataFrame({"user": 0, "item": items}))
+    got = batch.recommend_sessions(model, any_spark.createDataFrame(events), 3, every_prefix=every_prefix)
+    got = got.toPandas()
+    # Independent expectation: Popular's list is the 3 most counted items, ties to the lower id.
     lengths = events.groupby("SessionId").size()
-    expected_rows = 3 * (lengths.sum() if every_prefix else len(lengths))
-    assert len(got) == expected_rows
-    for (_, _), group in got.groupby(["SessionId", "position"]):
-        assert group.sort_values("rank")["item"].tolist() == expected_items
-        assert sorted(group["rank"]) == [1, 2, 3]
+    assert len(got) == 3 * (lengths.sum() if every_prefix else len(lengths))
+    for _, group in got.groupby(["SessionId", "position"]):
+        assert group.sort_values("rank")["item"].tolist() == [7, 2, 1]
     positions = got.groupby("SessionId")["position"].max()
     assert (positions == lengths.loc[positions.index]).all()
 
@@ -62,7 +245,7 @@ def test_sessions_are_never_split_across_arrow_batches(spark):
     model = ItemCoOccurrence().fit(sessions, chain, n_items=12)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
     try:
-        got = recommend_sessions(model, spark.createDataFrame(events), 1, every_prefix=True).toPandas()
+        got = batch.recommend_sessions(model, spark.createDataFrame(events), 1, every_prefix=True).toPandas()
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     ordered = events.sort_values(["SessionId", "Time", "ItemId"])
@@ -72,3 +255,33 @@ def test_sessions_are_never_split_across_arrow_batches(spark):
     # The top item after each event is that event's successor: only true if the worker saw the right prefix.
     assert (merged["item"] == (merged["ItemId"] + 1) % 12).all()
     assert np.allclose(merged["score"], np.where(merged["ItemId"] == 11, 1.0, 2.0))
+
+
+@pytest.fixture(scope="module")
+def rsc15():
+    folder = shared_data("sessions/rsc15_100k")
+    train = pd.read_csv(folder / "yoochoose-clicks-100k_train_full.txt", sep="\t")
+    test = pd.read_csv(folder / "yoochoose-clicks-100k_test.txt", sep="\t")
+    model = GRU4Rec(layers=[32], batch_size=32, n_sample=256, n_epochs=1, learning_rate=0.2, seed=3).fit(train)
+    return model, test[test["SessionId"].isin(test["SessionId"].unique()[:300])]
+
+
+@pytest.mark.parametrize("every_prefix", [False, True])
+def test_gru4rec_sessions_on_spark_equal_in_process(any_spark, rsc15, every_prefix):
+    model, test = rsc15
+    got = batch.recommend_sessions(model, any_spark.createDataFrame(test), 5, every_prefix, batch_size=64)
+    got = got.toPandas()
+    ordered = test.sort_values(["SessionId", "Time", "ItemId"])
+    n_rows = 0
+    for session, events in ordered.groupby("SessionId"):
+        known = model.item_indices(events["ItemId"].to_numpy())
+        known = known[known >= 0]
+        prefixes = [known[: p + 1] for p in range(len(known))] if every_prefix else [known]
+        if not len(known):
+            continue
+        items, scores = top_k(model.score_sessions(prefixes), 5)
+        mine = got[got["SessionId"] == session].sort_values(["position", "rank"])
+        assert mine["item"].tolist() == model.item_ids[items.reshape(-1).numpy()].tolist()
+        np.testing.assert_allclose(mine["score"], scores.reshape(-1).numpy(), rtol=0, atol=1e-5)
+        n_rows += items.numel()
+    assert len(got) == n_rows > 0

@@ -18,7 +18,6 @@ so partial results from shards merge into exactly the single-process numbers.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 from pyspark.sql import DataFrame as SparkDataFrame
+
+from spark_recs.transport import ship, task_threads
 
 MODES = ("standard", "conservative", "median")
 log = logging.getLogger(__name__)
@@ -132,26 +133,22 @@ def _spark_rank_counts(
 ):
     """:func:`_rank_counts` with the test sessions sharded over Spark workers and the counts merged.
 
-    The model travels as ``GRU4Rec.save`` bytes (loaded with ``weights_only``); each shard holds whole
-    sessions, and integer counts merge exactly, so the result equals the single-process one.
+    The model travels as in :mod:`spark_recs.transport`; each shard holds whole sessions, and integer
+    counts merge exactly, so the result equals the single-process one.
     """
-    buffer = io.BytesIO()
-    gru.save(buffer)
-    model_bytes = buffer.getvalue()
+    spark = test_data.sparkSession
+    load, threads = ship(gru, gru, spark, None), task_threads(spark, None)
     shards = int(test_data.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     columns = [session_key, item_key, time_key]
 
     def run(frames):
-        from spark_recs.models.gru4rec import GRU4Rec
-
         frames = list(frames)  # an empty shard may deliver no batch at all (pysail)
         frame = pd.concat(frames) if frames else pd.DataFrame()
         if frame.empty:
             return
-        torch.set_num_threads(1)
-        model = GRU4Rec.load(io.BytesIO(model_bytes))
+        torch.set_num_threads(threads)
         counts, n_sessions, n_dropped = _rank_counts(
-            model, frame, max_cutoff, batch_size, mode, item_key, session_key, time_key
+            load(), frame, max_cutoff, batch_size, mode, item_key, session_key, time_key
         )
         yield pd.DataFrame(
             {

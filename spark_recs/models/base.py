@@ -1,8 +1,18 @@
 """The contract every model meets, so one batch mechanism and one registry path serve them all.
 
-A model works on dense item indices ``0..n_items-1`` (see :class:`~spark_recs.data.index.IdIndex`).
-What a Spark worker needs travels as a :class:`Payload`: the class name, a small JSON config and the
-weights as ``torch.save``d state-dict bytes, loaded with ``weights_only=True`` (never pickle).
+A fitted model is saved as one file: ``torch.save`` of ``{format, kind, config, state}`` where ``kind`` is
+the ``module:Class`` of a :class:`Model` subclass, ``config`` its parameters as JSON and ``state`` a dict
+of tensors, strings and numbers. It is read with ``weights_only=True``: loading never runs pickled code,
+and only :class:`Model` subclasses are instantiated. The same bytes travel to Spark workers as a
+:class:`Payload`.
+
+Two families:
+
+- session models implement ``score_sessions(sessions, every_prefix)`` over item-index sequences;
+- user models derive from :class:`Recommender` and implement ``score_users``.
+
+A model with an ``items`` :class:`~spark_recs.models.vocabulary.Vocabulary` takes and returns raw item
+ids; one without works on dense item indices directly.
 """
 
 from __future__ import annotations
@@ -11,39 +21,36 @@ import importlib
 import inspect
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import pandas as pd
 import torch
+
+from .topn import recommend_frame
+from .vocabulary import Vocabulary
+
+MODEL_FORMAT = "spark_recs.model/1"
 
 
 @dataclass(frozen=True)
 class Payload:
-    """A model as plain data: ``kind`` (``module:Class`` of a Model subclass), JSON-able ``config``,
-    and the ``state`` bytes."""
+    """A fitted model as bytes (the content of a saved model file): what Spark workers receive."""
 
-    kind: str
-    config: dict
-    state: bytes
+    data: bytes
 
-    def restore(self) -> Model:
-        """Rebuild the model; ``kind`` must name a :class:`Model` subclass (nothing else is instantiated)."""
-        module, _, name = self.kind.partition(":")
-        if not module or not name:
-            raise ValueError(f"model kind {self.kind!r} is not of the form 'package.module:Class'")
-        cls = getattr(importlib.import_module(module), name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Model)):
-            raise ValueError(f"model kind {self.kind!r} does not name a spark_recs Model subclass")
-        tensors = torch.load(io.BytesIO(self.state), weights_only=True, map_location="cpu")
-        return cls.from_state(self.config, tensors)
+    def restore(self, device: str | None = None) -> Model:
+        """Rebuild the model (optionally onto ``device``)."""
+        return Model.load(io.BytesIO(self.data), device=device)
 
 
 class Model:
     """Base class: sklearn-style params, payload round trip, save/load without pickle.
 
-    Subclasses implement ``fit``, ``state()`` (a dict of tensors), ``from_state(config, state)`` and
-    at least one scoring method: ``score_users`` (user models) or ``score_sessions`` (session models).
+    Subclasses implement ``fit``, ``state()`` (a dict of tensors) and ``from_state(config, state)``.
     """
 
     def get_params(self) -> dict:
@@ -60,41 +67,79 @@ class Model:
             setattr(self, name, value)
         return self
 
-    def state(self) -> dict[str, torch.Tensor]:
+    def state(self) -> dict:
         raise NotImplementedError
 
     @classmethod
-    def from_state(cls, config: dict, state: dict[str, torch.Tensor]) -> Model:
+    def from_state(cls, config: dict, state: dict) -> Model:
         raise NotImplementedError
 
     def payload(self) -> Payload:
         """The fitted model as a :class:`Payload` (what travels to Spark workers)."""
         buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        kind = f"{type(self).__module__}:{type(self).__name__}"
-        return Payload(kind, json.loads(json.dumps(self.get_params())), buffer.getvalue())
+        self.save(buffer)
+        return Payload(buffer.getvalue())
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``config.json`` (kind + params) and ``state.pt`` (tensors) into directory ``path``."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        payload = self.payload()
-        (path / "config.json").write_text(
-            json.dumps({"kind": payload.kind, "config": payload.config}, indent=2)
-        )
-        (path / "state.pt").write_bytes(payload.state)
-        return path
+    def save(self, target: str | Path | BinaryIO) -> str | Path | BinaryIO:
+        """Write the fitted model to a file path (atomically) or a binary file object; returns ``target``."""
+        content = {
+            "format": MODEL_FORMAT,
+            "kind": f"{type(self).__module__}:{type(self).__qualname__}",
+            "config": json.dumps(self.get_params()),
+            "state": self.state(),
+        }
+        write_file(content, target)
+        return target
 
-    @staticmethod
-    def load(path: str | Path) -> Model:
-        """Load a model written by :meth:`save`."""
-        path = Path(path)
-        meta = json.loads((path / "config.json").read_text())
-        return Payload(meta["kind"], meta["config"], (path / "state.pt").read_bytes()).restore()
+    @classmethod
+    def load(cls, source: str | Path | BinaryIO, device: str | None = None) -> Model:
+        """Read a model written by :meth:`save`; ``Model.load`` accepts any kind, a subclass only its own."""
+        content = read_file(source)
+        if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{_name(source)} is not a saved spark_recs model")
+        model_cls = model_class(content["kind"])
+        if not issubclass(model_cls, cls):
+            raise ValueError(f"{_name(source)} holds a {model_cls.__name__}, not a {cls.__name__}")
+        config = json.loads(content["config"])
+        if device is not None and "device" in config:
+            config["device"] = device
+        return model_cls.from_state(config, content["state"])
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def write_file(content: dict, target) -> None:
+    """``torch.save`` to a path (atomically: a killed write leaves the old file) or a binary file object."""
+    if not isinstance(target, (str, os.PathLike)):
+        torch.save(content, target)
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(content, partial)
+    os.replace(partial, path)
+
+
+def read_file(source, device=None):
+    """Load a file written by :func:`write_file` without unpickling arbitrary objects."""
+    return torch.load(source, map_location=device or "cpu", weights_only=True)
+
+
+def _name(source) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else "the given file"
+
+
+def model_class(kind: str) -> type[Model]:
+    """The :class:`Model` subclass named ``module:Class``; anything else is refused."""
+    module, _, name = kind.partition(":")
+    if not module or not name:
+        raise ValueError(f"model kind {kind!r} is not of the form 'package.module:Class'")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ValueError(f"model kind {kind!r} does not name a spark_recs Model subclass")
+    return cls
 
 
 def check_items(items: np.ndarray, what: str = "training data") -> np.ndarray:
@@ -105,3 +150,151 @@ def check_items(items: np.ndarray, what: str = "training data") -> np.ndarray:
     if items.min() < 0:
         raise ValueError(f"{what} has negative item indices: index items with IdIndex first")
     return items
+
+
+class Recommender(Model):
+    """A user x item model fitted on a ratings frame with raw ids (LensKit's ``Recommender``/``Predictor``).
+
+    Fitting records the ``users`` and ``items`` vocabularies and which items each user interacted with
+    (``rated``, CSR), the default candidate exclusion. Subclasses implement ``fit`` (calling
+    :meth:`_index_ratings`), ``score_users``, ``_tensors`` and ``_load_tensors``.
+
+    ``score_users(users)`` takes user indices (-1 = a user unknown to the model) and returns float32
+    scores ``(len(users), n_items)`` in a new tensor the caller may modify; NaN means "no score" (e.g.
+    no fallback for an unknown user).
+    ``predict_pairs`` defaults to reading those scores.
+    """
+
+    user_key = "user"
+    item_key = "item"
+    rating_key = "rating"
+
+    users: Vocabulary
+    items: Vocabulary
+    rated_indptr: torch.Tensor
+    rated_indices: torch.Tensor
+
+    # ---- fitting ------------------------------------------------------------------------------------
+
+    def _index_ratings(
+        self, ratings, *, need_rating: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Set vocabularies and the rated-items CSR from ``ratings``; return user and item indices and ratings.
+
+        ``ratings``: pandas or Spark DataFrame with ``user``, ``item`` (and ``rating`` when
+        ``need_rating``; without it every rating counts as 1).
+        """
+        columns = [self.user_key, self.item_key]
+        if need_rating or (self.rating_key in ratings.columns):
+            columns.append(self.rating_key)
+        missing = [c for c in columns if c not in ratings.columns]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.fit needs column(s) {missing}; the ratings have {list(ratings.columns)}"
+            )
+        frame = ratings.select(*columns).toPandas() if hasattr(ratings, "sparkSession") else ratings[columns]
+        if frame.empty:
+            raise ValueError("the ratings are empty: nothing to fit (check the split and filters upstream)")
+        for column in columns:
+            nulls = int(frame[column].isna().sum())
+            if nulls:
+                raise ValueError(
+                    f"column {column!r} has {nulls} missing values: validate the ratings first "
+                    "(spark_recs.data.schema.validate keeps them in its rejected output)"
+                )
+        self.users = Vocabulary.fit(frame[self.user_key])
+        self.items = Vocabulary.fit(frame[self.item_key])
+        users = self.users.indices(frame[self.user_key].to_numpy())
+        items = self.items.indices(frame[self.item_key].to_numpy())
+        pairs = np.unique(users * len(self.items) + items)
+        self.rated_indptr = torch.from_numpy(
+            np.r_[0, np.cumsum(np.bincount(pairs // len(self.items), minlength=len(self.users)))]
+        )
+        self.rated_indices = torch.from_numpy(pairs % len(self.items))
+        values = (
+            frame[self.rating_key].to_numpy(dtype=np.float64)
+            if self.rating_key in frame
+            else np.ones(len(frame))
+        )
+        return users, items, values
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    # ---- state --------------------------------------------------------------------------------------
+
+    def _tensors(self) -> dict:
+        raise NotImplementedError
+
+    def _load_tensors(self, state: dict) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        if getattr(self, "items", None) is None:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        return {
+            **self.users.state("user"),
+            **self.items.state("item"),
+            "rated_indptr": self.rated_indptr,
+            "rated_indices": self.rated_indices,
+            **self._tensors(),
+        }
+
+    @classmethod
+    def from_state(cls, config: dict, state: dict) -> Recommender:
+        model = cls(**config)
+        model.users = Vocabulary.from_state(state, "user")
+        model.items = Vocabulary.from_state(state, "item")
+        model.rated_indptr, model.rated_indices = state["rated_indptr"], state["rated_indices"]
+        model._load_tensors(state)
+        return model
+
+    # ---- scoring ------------------------------------------------------------------------------------
+
+    def score_users(self, users: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted score per (user index, item index) pair; NaN where the model has none (item -1)."""
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        out = np.full(len(users), np.nan)
+        known = items >= 0
+        distinct, rows = np.unique(users[known], return_inverse=True)
+        if len(distinct):
+            scores = self.score_users(distinct)
+            out[known] = scores[torch.from_numpy(rows), torch.from_numpy(items[known])].double().numpy()
+        return out
+
+    def rated_mask(self, users: np.ndarray) -> torch.Tensor:
+        """``(len(users), n_items)`` booleans: True where the (known) user interacted with the item in training."""
+        users = np.asarray(users, dtype=np.int64)
+        mask = torch.zeros(len(users), self.n_items, dtype=torch.bool)
+        known = np.flatnonzero(users >= 0)
+        starts = self.rated_indptr[users[known]].numpy()
+        lengths = self.rated_indptr[users[known] + 1].numpy() - starts
+        total = int(lengths.sum())
+        if total:
+            offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            cols = self.rated_indices[torch.from_numpy(np.repeat(starts, lengths) + offsets)]
+            mask[torch.from_numpy(np.repeat(known, lengths)), cols] = True
+        return mask
+
+    # ---- in-process API (LensKit's) -----------------------------------------------------------------
+
+    def recommend(self, user, n: int | None = None, candidates=None) -> pd.DataFrame:
+        """Top-``n`` items for one raw user id: ``item, score`` ordered by score desc, then item id asc.
+
+        ``candidates``: raw item ids to choose from (default: every item the user did not interact with
+        in training; every item for an unknown user). ``n=None`` returns all candidates with a score.
+        """
+        recs = recommend_frame(
+            self, np.array([user], dtype=object), n, None if candidates is None else [candidates]
+        )
+        return recs[["item", "score"]].reset_index(drop=True)
+
+    def predict_for_user(self, user, items) -> pd.Series:
+        """Predicted scores of raw ``items`` for one raw ``user``, indexed by item (NaN = no prediction)."""
+        items = list(items)
+        users = np.full(len(items), self.users.indices([user])[0])
+        return pd.Series(self.predict_pairs(users, self.items.indices(items)), index=items, name="prediction")

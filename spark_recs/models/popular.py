@@ -5,36 +5,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spark_recs.models.base import Model, check_items
+from .base import Recommender
 
 
-class Popular(Model):
-    """Most-popular baseline; the same scores for every user and session.
+class Popular(Recommender):
+    """Most-popular baseline: the same scores (training counts) for every user and every session.
 
-    ``fit(items, n_items)`` takes the item index of every training interaction.
+    ``fit(ratings)`` takes a frame with ``user`` and ``item`` columns (one row per interaction; for
+    session data the session id can stand in for the user). Unknown users get the same list, minus
+    nothing (they have no training items to exclude).
     """
 
     def __init__(self) -> None:
         self.counts: torch.Tensor | None = None
 
-    def fit(self, items: np.ndarray, n_items: int | None = None) -> Popular:
-        items = check_items(items)
-        n_items = int(n_items if n_items is not None else items.max() + 1)
-        self.counts = torch.from_numpy(np.bincount(items, minlength=n_items).astype(np.float32))
+    def fit(self, ratings) -> Popular:
+        _, items, _ = self._index_ratings(ratings)
+        self.counts = torch.from_numpy(np.bincount(items, minlength=self.n_items).astype(np.float32))
         return self
 
-    @property
-    def n_items(self) -> int:
-        return int(self.counts.numel())
-
-    def state(self) -> dict[str, torch.Tensor]:
+    def _tensors(self) -> dict:
         return {"counts": self.counts}
 
-    @classmethod
-    def from_state(cls, config: dict, state: dict[str, torch.Tensor]) -> Popular:
-        model = cls()
-        model.counts = state["counts"]
-        return model
+    def _load_tensors(self, state: dict) -> None:
+        self.counts = state["counts"]
+
+    def score_users(self, users: np.ndarray) -> torch.Tensor:
+        return self.counts.repeat(len(users), 1)
 
     def score_sessions(self, sessions: list[np.ndarray], every_prefix: bool = False) -> torch.Tensor:
         """Scores per session (or per prefix of each session): the training counts."""

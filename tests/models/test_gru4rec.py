@@ -175,7 +175,7 @@ def test_save_and_load_round_trip(tmp_path, train, test_data, raw):
     sessions = [[0, 3, 2], [5]]
     assert torch.equal(loaded.score_sessions(sessions), gru.score_sessions(sessions))
     payload = torch.load(tmp_path / "model.pt", weights_only=True)  # tensors, strings and numbers only
-    assert "state_dict" in payload
+    assert payload["kind"] == "spark_recs.models.gru4rec.model:GRU4Rec" and "net" in payload["state"]
     buffer = io.BytesIO()
     gru.save(buffer)
     buffer.seek(0)
@@ -188,6 +188,11 @@ def test_score_sessions_resets_state_per_session_and_matches_evaluation(train):
     together = gru.score_sessions(sessions, batch_size=3)
     alone = torch.cat([gru.score_sessions([s]) for s in sessions])
     torch.testing.assert_close(together, alone)
+    # Every prefix in one call equals scoring each prefix as its own session.
+    prefixes = [s[: p + 1] for s in sessions for p in range(len(s))]
+    torch.testing.assert_close(
+        gru.score_sessions(sessions, every_prefix=True, batch_size=2), gru.score_sessions(prefixes)
+    )
     items = np.array([i for s in sessions for i in s])
     offsets = np.cumsum([0] + [len(s) for s in sessions])
     pairs = [(s[: p + 1], s[p + 1]) for s in sessions for p in range(len(s) - 1)]

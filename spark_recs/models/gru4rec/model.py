@@ -24,6 +24,8 @@ import pandas as pd
 import torch
 
 from ...evaluation.sessions import evaluate_sessions
+from ..base import Model, read_file, write_file
+from ..vocabulary import Vocabulary
 from . import persistence, scoring
 from .iterator import Schedule, build_schedule, group_sessions
 from .losses import logq_correction, sampled_loss
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = ("n_epochs", "checkpoint_dir", "device")
 
 
-class GRU4Rec:
+class GRU4Rec(Model):
     """Session-based recommender with GRU layers (Hidasi et al. 2016, Hidasi & Karatzoglou 2018).
 
     Parameters are those of the official implementation plus recpack's training conveniences:
@@ -129,19 +131,12 @@ class GRU4Rec:
     def item_ids(self) -> np.ndarray:
         """Raw item id of each item index."""
         self._check_fitted()
-        return self._item_ids
+        return self.items.ids
 
     def item_indices(self, raw_ids) -> np.ndarray:
         """Item index of each raw id, -1 for items not seen in training."""
         self._check_fitted()
-        if not isinstance(raw_ids, (np.ndarray, pd.Index, pd.Series)):
-            # An object index keeps mixed ids as they are: [1019, "x"] must not become strings.
-            raw_ids = pd.Index(list(raw_ids), dtype=object)
-        return self._item_lookup.get_indexer(raw_ids).astype(np.int64)
-
-    def _set_items(self, item_ids: np.ndarray) -> None:
-        self._item_ids = item_ids
-        self._item_lookup = pd.Index(item_ids)
+        return self.items.indices(raw_ids)
 
     def _check_fitted(self) -> None:
         if self.net is None:
@@ -180,8 +175,8 @@ class GRU4Rec:
         keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
 
         item_ids = pd.unique(train[item_key].to_numpy())
-        self._set_items(item_ids)
-        items = self._item_lookup.get_indexer(train[item_key].to_numpy()).astype(np.int64)
+        self.items = Vocabulary(item_ids)
+        items = self.items.indices(train[item_key].to_numpy())
         counts = np.bincount(items, minlength=len(item_ids))
         sessions = group_sessions(items, train[session_key].to_numpy(), train[time_key].to_numpy())
         schedule = build_schedule(
@@ -333,10 +328,10 @@ class GRU4Rec:
             "dropout_rng": self._dropout_gen.get_state(),
             "sampler": self._sampler.state_dict() if self._sampler is not None else {},
         }
-        persistence.write(payload, path)
+        write_file(payload, path)
 
     def _restore_checkpoint(self, path: Path, run_id: str) -> dict:
-        payload = persistence.read(path, device=self.device)
+        payload = read_file(path, device=self.device)
         if payload.get("format") != persistence.CHECKPOINT_FORMAT or payload.get("run_id") != run_id:
             raise ValueError(
                 f"checkpoint {path} belongs to a different training run (other parameters or data); "
@@ -361,14 +356,17 @@ class GRU4Rec:
         self.net.eval()
         return scoring.next_item_scores(self.net, items, offsets, batch_size)
 
-    def score_sessions(self, sessions: Sequence[Sequence[int]], batch_size: int = 512) -> torch.Tensor:
-        """Scores of all items after the last event of each session (a sequence of item indices).
+    def score_sessions(
+        self, sessions: Sequence[Sequence[int]], every_prefix: bool = False, batch_size: int = 512
+    ) -> torch.Tensor:
+        """Scores of all items after the last event of each session (a sequence of item indices), or
+        after every event with ``every_prefix`` (rows: sessions in order, then events in order).
 
-        Each session starts from a zero hidden state; dropout is off. Returns ``(len(sessions), n_items)``.
+        Each session starts from a zero hidden state; dropout is off.
         """
         self._check_fitted()
         self.net.eval()
-        return scoring.final_scores(self.net, sessions, batch_size)
+        return scoring.session_scores(self.net, sessions, batch_size, every_prefix)
 
     def recommend(
         self, sessions: Sequence[Sequence], n: int | None = None, batch_size: int = 512
@@ -391,37 +389,23 @@ class GRU4Rec:
             {
                 "session": np.repeat([i for i, _ in kept], k),
                 "rank": np.tile(np.arange(1, k + 1), len(kept)),
-                "item": self._item_ids[top.indices.cpu().numpy().ravel()],
+                "item": self.items.ids[top.indices.cpu().numpy().ravel()],
                 "score": top.values.cpu().numpy().ravel(),
             }
         )
 
     # ---- save / load ----------------------------------------------------------------------------------
 
-    def save(self, path) -> None:
-        """Write the trained model (state dict, JSON parameters, item ids) to a path or binary file."""
+    def state(self) -> dict:
         self._check_fitted()
-        payload = {
-            "format": persistence.MODEL_FORMAT,
-            "config": json.dumps(self._config()),
-            "state_dict": self.net.state_dict(),
-            **persistence.encode_item_ids(self._item_ids),
-        }
-        persistence.write(payload, path)
+        return {"net": self.net.state_dict(), **self.items.state("item")}
 
     @classmethod
-    def load(cls, path, device: str | None = None) -> GRU4Rec:
-        """Read a model written by ``save`` (``weights_only`` loading: no pickled code)."""
-        payload = persistence.read(path, device=device)
-        if payload.get("format") != persistence.MODEL_FORMAT:
-            raise ValueError(f"{path} is not a saved GRU4Rec model")
-        config = json.loads(payload["config"])
-        if device is not None:
-            config["device"] = device
+    def from_state(cls, config: dict, state: dict) -> GRU4Rec:
         model = cls(**config)
-        model._set_items(persistence.decode_item_ids(payload))
-        model.net = model._build_net(len(model._item_ids))
-        model.net.load_state_dict(payload["state_dict"])
+        model.items = Vocabulary.from_state(state, "item")
+        model.net = model._build_net(len(model.items))
+        model.net.load_state_dict(state["net"])
         model.net.to(torch.device(model.device)).eval()
         return model
 

@@ -54,8 +54,11 @@ def next_item_scores(
 
 
 @torch.no_grad()
-def final_scores(net: GRU4RecNet, sessions: Sequence[Sequence[int]], batch_size: int = 512) -> torch.Tensor:
-    """Scores of all items after the last event of each session: ``(len(sessions), n_items)``."""
+def session_scores(
+    net: GRU4RecNet, sessions: Sequence[Sequence[int]], batch_size: int = 512, every_prefix: bool = False
+) -> torch.Tensor:
+    """Scores of all items after the last event of each session: ``(len(sessions), n_items)``; with
+    ``every_prefix``, after every event: ``(total events, n_items)``, sessions in order, events in order."""
     lengths = np.array([len(s) for s in sessions], dtype=np.int64)
     if (lengths == 0).any():
         raise ValueError("cannot score an empty session")
@@ -64,12 +67,16 @@ def final_scores(net: GRU4RecNet, sessions: Sequence[Sequence[int]], batch_size:
         raise ValueError("session item indices out of range (map raw ids with item_indices first)")
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     order = np.argsort(-lengths, kind="stable")
-    last = torch.empty(len(sessions), net.layers[-1], device=net.Wy.device)
+    outputs = torch.empty(len(items) if every_prefix else len(sessions), net.layers[-1], device=net.Wy.device)
     for chunk in range(0, len(order), batch_size):
         chunk_sessions = order[chunk : chunk + batch_size]
         chunk_lengths = lengths[chunk_sessions]
         for t, k, top in _walk(net, items, offsets[chunk_sessions], chunk_lengths):
-            # Sessions of length t + 1 end here: they sit just after those that go on.
-            ending = int(np.searchsorted(-chunk_lengths, -(t + 1), side="left"))
-            last[torch.as_tensor(chunk_sessions[ending:k], device=last.device)] = top[ending:k]
-    return net.score_all(last)
+            if every_prefix:
+                rows = offsets[chunk_sessions[:k]] + t
+                outputs[torch.as_tensor(rows, device=outputs.device)] = top
+            else:
+                # Sessions of length t + 1 end here: they sit just after those that go on.
+                ending = int(np.searchsorted(-chunk_lengths, -(t + 1), side="left"))
+                outputs[torch.as_tensor(chunk_sessions[ending:k], device=outputs.device)] = top[ending:k]
+    return net.score_all(outputs)

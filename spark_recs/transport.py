@@ -1,0 +1,72 @@
+"""Getting a fitted model to Spark's Python workers, on classic Spark and on Spark Connect alike.
+
+Classic Spark: the bytes of the saved model file go through ``sc.broadcast``. Spark Connect (no
+``sparkContext``): workers read a model file by path, so an in-memory model is first saved under
+``model_dir`` (default: the local work dir; on a remote cluster use a Volume path). Either way each
+Python worker restores the model once (``weights_only``) and keeps it for later tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from spark_recs.models.base import Model, Payload
+from spark_recs.models.references import URI, TrainedModel, model_file
+from spark_recs.runtime import is_connect, work_dir
+
+ModelRef = Model | Payload | str | Path | TrainedModel
+
+_worker_models: OrderedDict[str, Model] = OrderedDict()  # per Python worker, kept between tasks
+
+
+def _cached_model(key: str, restore: Callable[[], Model]) -> Model:
+    model = _worker_models.get(key)
+    if model is None:
+        model = restore()
+        _worker_models[key] = model
+        while len(_worker_models) > 2:
+            _worker_models.popitem(last=False)
+    return model
+
+
+def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | None) -> Callable[[], Model]:
+    """A function that returns the model inside a worker (restored once per Python worker).
+
+    ``model`` is ``algo`` loaded on the driver. On Connect a local model file is shipped as its path;
+    an in-memory model or an MLflow URI is saved under ``model_dir`` first.
+    """
+    if is_connect(spark):
+        if isinstance(algo, TrainedModel) or (isinstance(algo, (str, Path)) and not URI.match(str(algo))):
+            path = model_file(algo)
+        else:
+            data = model.payload().data
+            folder = Path(model_dir) if model_dir else work_dir() / "models"
+            path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.pt"
+            if not path.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(".partial")
+                partial.write_bytes(data)
+                os.replace(partial, path)
+        stat = path.stat()
+        key, location = f"{path}:{stat.st_mtime_ns}:{stat.st_size}", str(path)
+        return lambda: _cached_model(key, lambda: Model.load(location, device="cpu"))
+    data = model.payload().data
+    key = hashlib.sha256(data).hexdigest()
+    shared = spark.sparkContext.broadcast(data)
+    return lambda: _cached_model(key, lambda: Payload(shared.value).restore(device="cpu"))
+
+
+def task_threads(spark: SparkSession, num_threads: int | None) -> int:
+    """``num_threads`` if given, else ``spark.task.cpus`` (what Spark sets OMP_NUM_THREADS to)."""
+    if num_threads:
+        return int(num_threads)
+    try:
+        return int(spark.conf.get("spark.task.cpus", "1") or 1)
+    except Exception:  # some Connect servers do not expose every setting
+        return 1
