@@ -113,7 +113,7 @@ def recommend(
     model = load_model(algo)
     if not isinstance(model, Recommender):
         raise TypeError(f"{type(model).__name__} is a session model: use recommend_sessions")
-    frame = _as_frame(users, user_col, spark, model.users.spark_type)
+    frame = _as_frame(users, user_col, spark, model.user_vocab.spark_type)
     require_columns(frame, [user_col], "users")
     frame = frame.select(user_col).distinct()
     if candidates is not None:
@@ -121,7 +121,7 @@ def recommend(
     spark = frame.sparkSession
     load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
     user_type = dict(frame.dtypes)[user_col]
-    schema = f"`{user_col}` {user_type}, rank int, `{item_col}` {model.items.spark_type}, score float"
+    schema = f"`{user_col}` {user_type}, rank int, `{item_col}` {model.item_vocab.spark_type}, score float"
     with_candidates = candidates is not None
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -138,7 +138,7 @@ def recommend(
                 recs = recommend_frame(worker_model, ids, n, chosen, batch_size)
             yield recs.rename(columns={"user": user_col, "item": item_col})
 
-    _report_unknown(model.users, frame, user_col, "users", "recommend")
+    _report_unknown(model.user_vocab, frame, user_col, "users", "recommend")
     return _finish(frame.mapInPandas(run, schema), output)
 
 
@@ -163,7 +163,7 @@ def predict(
     model = load_model(algo)
     if not isinstance(model, Recommender):
         raise TypeError(f"{type(model).__name__} is a session model: it has no rating predictions")
-    frame = _as_frame(pairs, user_col, spark, model.users.spark_type)
+    frame = _as_frame(pairs, user_col, spark, model.user_vocab.spark_type)
     require_columns(frame, [user_col, item_col], "pairs")
     spark = frame.sparkSession
     load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
@@ -175,14 +175,14 @@ def predict(
         for batch in batches:
             for start in range(0, len(batch), batch_size):
                 part = batch.iloc[start : start + batch_size].copy()
-                users = worker_model.users.indices(part[user_col].to_numpy())
-                items = worker_model.items.indices(part[item_col].to_numpy())
+                users = worker_model.user_vocab.indices(part[user_col].to_numpy())
+                items = worker_model.item_vocab.indices(part[item_col].to_numpy())
                 with torch.no_grad():
                     part["prediction"] = worker_model.predict_pairs(users, items)
                 yield part
 
-    _report_unknown(model.users, frame, user_col, "users", "predict")
-    _report_unknown(model.items, frame, item_col, "items", "predict")
+    _report_unknown(model.user_vocab, frame, user_col, "users", "predict")
+    _report_unknown(model.item_vocab, frame, item_col, "items", "predict")
     return _finish(frame.mapInPandas(run, schema), output)
 
 
@@ -235,7 +235,7 @@ def recommend_sessions(
         .repartition(parts, session_key)
         .sortWithinPartitions(session_key, time_key, item_key)
     )
-    vocabulary = getattr(model, "items", None)
+    vocabulary = getattr(model, "item_vocab", None)
     item_type = vocabulary.spark_type if vocabulary is not None else "long"
     session_type = dict(events.dtypes)[session_key]
     schema = f"`{session_key}` {session_type}, position int, rank int, item {item_type}, score float"
@@ -262,7 +262,7 @@ def recommend_sessions(
 def _score_sessions(
     model, frame, session_key, item_key, n, every_prefix, batch_size
 ) -> Iterator[pd.DataFrame]:
-    vocabulary = getattr(model, "items", None)
+    vocabulary = getattr(model, "item_vocab", None)
     if vocabulary is not None and not frame.empty:
         indices = vocabulary.indices(frame[item_key].to_numpy())
         frame = frame.assign(**{item_key: indices})[indices >= 0]

@@ -24,14 +24,14 @@ class SparkRecsPyfunc(mlflow.pyfunc.PythonModel):
         n = int((params or {}).get("n", 10))
         model = self.model
         if isinstance(model, Recommender) and "item" in model_input:
-            users = model.users.indices(model_input["user"].to_numpy())
-            items = model.items.indices(model_input["item"].to_numpy())
+            users = model.user_vocab.indices(model_input["user"].to_numpy())
+            items = model.item_vocab.indices(model_input["item"].to_numpy())
             return model_input.assign(prediction=model.predict_pairs(users, items))
         if isinstance(model, Recommender):
             return recommend_frame(model, model_input["user"].drop_duplicates().to_numpy(), n)
         frames = []
         for session, events in model_input.groupby("session", sort=False):
-            items = model.items.indices(events["item"].to_numpy())
+            items = model.item_vocab.indices(events["item"].to_numpy())
             items = items[items >= 0]
             if len(items):
                 best, scores = top_k(model.score_sessions([items]), n)
@@ -40,7 +40,7 @@ class SparkRecsPyfunc(mlflow.pyfunc.PythonModel):
                         {
                             "session": session,
                             "rank": np.arange(1, best.shape[1] + 1),
-                            "item": model.items.ids[best[0].numpy()],
+                            "item": model.item_vocab.ids[best[0].numpy()],
                             "score": scores[0].numpy(),
                         }
                     )

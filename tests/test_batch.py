@@ -11,8 +11,11 @@ from conftest import shared_data
 from spark_recs import batch
 from spark_recs.data.movielens import load_ratings
 from spark_recs.models.base import Model
+from spark_recs.models.bias import Bias
 from spark_recs.models.cooccurrence import ItemCoOccurrence
 from spark_recs.models.gru4rec import GRU4Rec
+from spark_recs.models.knn import ItemKNN
+from spark_recs.models.mf import BiasedMF, ImplicitMF
 from spark_recs.models.popular import Popular
 from spark_recs.models.topn import top_k
 from spark_recs.tracking import log_model, tracked_run
@@ -20,7 +23,14 @@ from spark_recs.tracking import log_model, tracked_run
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Every user model, as a factory of an unfitted instance with a fixed seed where it has one.
-USER_MODELS = {"Popular": Popular}
+USER_MODELS = {
+    "Popular": Popular,
+    "Bias": lambda: Bias(damping=5.0),
+    "BiasedMF": lambda: BiasedMF(features=16, iterations=4, seed=1),
+    "ImplicitMF": lambda: ImplicitMF(features=16, iterations=4, seed=1),
+    "ItemKNN": lambda: ItemKNN(save_nbrs=200),
+    "ItemKNN-implicit": lambda: ItemKNN(feedback="implicit", save_nbrs=200),
+}
 
 
 # ---- top-k -----------------------------------------------------------------------------------------
@@ -159,7 +169,7 @@ def fitted(movielens):
 @pytest.mark.parametrize("name", USER_MODELS)
 def test_spark_recommend_equals_in_process_on_movielens(any_spark, fitted, movielens, name):
     model = fitted[name]
-    users = list(np.random.default_rng(1).choice(model.users.ids, 30, replace=False)) + [10**9]
+    users = list(np.random.default_rng(1).choice(model.user_vocab.ids, 30, replace=False)) + [10**9]
     got = batch.recommend(model, [int(u) for u in users], 10, spark=any_spark, batch_size=7).toPandas()
     for user in users:
         expected = model.recommend(user, 10)
@@ -194,6 +204,22 @@ def test_saved_file_and_train_isolated_references(any_spark, tmp_path):
         assert _lists(got) == {1: [30, 40]}
         predicted = batch.predict(reference, RATINGS.head(2), spark=any_spark).toPandas()
         assert predicted.sort_values("item")["prediction"].tolist() == [3.0, 2.0]
+
+
+def test_train_isolated_fits_the_same_weights_as_in_process(spark, movielens, tmp_path):
+    train, test = movielens
+    params = dict(features=8, iterations=3, seed=5)
+    trained = batch.train_isolated(BiasedMF(**params), spark.createDataFrame(train), file=tmp_path / "mf.pt")
+    in_process = BiasedMF(**params).fit(train)
+    loaded = Model.load(trained.path)
+    assert torch.equal(loaded.user_factors, in_process.user_factors)
+    assert torch.equal(loaded.item_factors, in_process.item_factors)
+    got = batch.predict(trained, test.head(300), spark=spark).toPandas()
+    expected = in_process.predict_pairs(
+        in_process.user_vocab.indices(got["user"].to_numpy()),
+        in_process.item_vocab.indices(got["item"].to_numpy()),
+    )
+    np.testing.assert_allclose(got["prediction"], expected, rtol=0, atol=1e-9)
 
 
 def test_train_isolated_reports_a_failing_child(tmp_path):
@@ -262,7 +288,9 @@ def rsc15():
     folder = shared_data("sessions/rsc15_100k")
     train = pd.read_csv(folder / "yoochoose-clicks-100k_train_full.txt", sep="\t")
     test = pd.read_csv(folder / "yoochoose-clicks-100k_test.txt", sep="\t")
-    model = GRU4Rec(layers=[32], batch_size=32, n_sample=256, n_epochs=1, learning_rate=0.2, seed=3).fit(train)
+    model = GRU4Rec(layers=[32], batch_size=32, n_sample=256, n_epochs=1, learning_rate=0.2, seed=3).fit(
+        train
+    )
     return model, test[test["SessionId"].isin(test["SessionId"].unique()[:300])]
 
 
@@ -285,3 +313,16 @@ def test_gru4rec_sessions_on_spark_equal_in_process(any_spark, rsc15, every_pref
         np.testing.assert_allclose(mine["score"], scores.reshape(-1).numpy(), rtol=0, atol=1e-5)
         n_rows += items.numel()
     assert len(got) == n_rows > 0
+
+
+def test_gru4rec_served_from_the_mlflow_registry(spark, rsc15, mlflow_uri):
+    model, test = rsc15
+    with tracked_run("batch-test", tracking_uri=mlflow_uri):
+        log_model(model, registered_model_name="gru4rec-batch-test")
+    events = spark.createDataFrame(test)
+    keys = ["SessionId", "rank"]
+    via_registry = batch.recommend_sessions("models:/gru4rec-batch-test/1", events, 5).toPandas()
+    direct = batch.recommend_sessions(model, events, 5).toPandas()
+    pd.testing.assert_frame_equal(
+        via_registry.sort_values(keys).reset_index(drop=True), direct.sort_values(keys).reset_index(drop=True)
+    )

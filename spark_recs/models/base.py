@@ -11,7 +11,7 @@ Two families:
 - session models implement ``score_sessions(sessions, every_prefix)`` over item-index sequences;
 - user models derive from :class:`Recommender` and implement ``score_users``.
 
-A model with an ``items`` :class:`~spark_recs.models.vocabulary.Vocabulary` takes and returns raw item
+A model with an ``item_vocab`` (:class:`~spark_recs.models.vocabulary.Vocabulary`) takes and returns raw item
 ids; one without works on dense item indices directly.
 """
 
@@ -155,7 +155,7 @@ def check_items(items: np.ndarray, what: str = "training data") -> np.ndarray:
 class Recommender(Model):
     """A user x item model fitted on a ratings frame with raw ids (LensKit's ``Recommender``/``Predictor``).
 
-    Fitting records the ``users`` and ``items`` vocabularies and which items each user interacted with
+    Fitting records the ``user_vocab`` and ``item_vocab`` and which items each user interacted with
     (``rated``, CSR), the default candidate exclusion. Subclasses implement ``fit`` (calling
     :meth:`_index_ratings`), ``score_users``, ``_tensors`` and ``_load_tensors``.
 
@@ -169,8 +169,8 @@ class Recommender(Model):
     item_key = "item"
     rating_key = "rating"
 
-    users: Vocabulary
-    items: Vocabulary
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
     rated_indptr: torch.Tensor
     rated_indices: torch.Tensor
 
@@ -202,15 +202,15 @@ class Recommender(Model):
                     f"column {column!r} has {nulls} missing values: validate the ratings first "
                     "(spark_recs.data.schema.validate keeps them in its rejected output)"
                 )
-        self.users = Vocabulary.fit(frame[self.user_key])
-        self.items = Vocabulary.fit(frame[self.item_key])
-        users = self.users.indices(frame[self.user_key].to_numpy())
-        items = self.items.indices(frame[self.item_key].to_numpy())
-        pairs = np.unique(users * len(self.items) + items)
+        self.user_vocab = Vocabulary.fit(frame[self.user_key])
+        self.item_vocab = Vocabulary.fit(frame[self.item_key])
+        users = self.user_vocab.indices(frame[self.user_key].to_numpy())
+        items = self.item_vocab.indices(frame[self.item_key].to_numpy())
+        pairs = np.unique(users * len(self.item_vocab) + items)
         self.rated_indptr = torch.from_numpy(
-            np.r_[0, np.cumsum(np.bincount(pairs // len(self.items), minlength=len(self.users)))]
+            np.r_[0, np.cumsum(np.bincount(pairs // len(self.item_vocab), minlength=len(self.user_vocab)))]
         )
-        self.rated_indices = torch.from_numpy(pairs % len(self.items))
+        self.rated_indices = torch.from_numpy(pairs % len(self.item_vocab))
         values = (
             frame[self.rating_key].to_numpy(dtype=np.float64)
             if self.rating_key in frame
@@ -220,7 +220,7 @@ class Recommender(Model):
 
     @property
     def n_items(self) -> int:
-        return len(self.items)
+        return len(self.item_vocab)
 
     # ---- state --------------------------------------------------------------------------------------
 
@@ -231,11 +231,11 @@ class Recommender(Model):
         raise NotImplementedError
 
     def state(self) -> dict:
-        if getattr(self, "items", None) is None:
+        if getattr(self, "item_vocab", None) is None:
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
         return {
-            **self.users.state("user"),
-            **self.items.state("item"),
+            **self.user_vocab.state("user"),
+            **self.item_vocab.state("item"),
             "rated_indptr": self.rated_indptr,
             "rated_indices": self.rated_indices,
             **self._tensors(),
@@ -244,8 +244,8 @@ class Recommender(Model):
     @classmethod
     def from_state(cls, config: dict, state: dict) -> Recommender:
         model = cls(**config)
-        model.users = Vocabulary.from_state(state, "user")
-        model.items = Vocabulary.from_state(state, "item")
+        model.user_vocab = Vocabulary.from_state(state, "user")
+        model.item_vocab = Vocabulary.from_state(state, "item")
         model.rated_indptr, model.rated_indices = state["rated_indptr"], state["rated_indices"]
         model._load_tensors(state)
         return model
@@ -296,5 +296,7 @@ class Recommender(Model):
     def predict_for_user(self, user, items) -> pd.Series:
         """Predicted scores of raw ``items`` for one raw ``user``, indexed by item (NaN = no prediction)."""
         items = list(items)
-        users = np.full(len(items), self.users.indices([user])[0])
-        return pd.Series(self.predict_pairs(users, self.items.indices(items)), index=items, name="prediction")
+        users = np.full(len(items), self.user_vocab.indices([user])[0])
+        return pd.Series(
+            self.predict_pairs(users, self.item_vocab.indices(items)), index=items, name="prediction"
+        )

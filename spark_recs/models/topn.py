@@ -23,19 +23,38 @@ def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     k = min(k, n_items)
     if k == 0 or rows == 0:
         return torch.empty(rows, 0, dtype=torch.long), torch.empty(rows, 0, dtype=scores.dtype)
-    top = torch.topk(scores, k, dim=1)
-    threshold = top.values[:, -1:]
-    if bool(((scores == threshold).sum(dim=1) > 1).any()):
-        # A tie at the k-th place: keep every column above it, then the lowest tied indices.
-        above = scores > threshold
-        tied = scores == threshold
-        room = k - above.sum(dim=1, keepdim=True)
-        keep = above | (tied & (torch.cumsum(tied, dim=1) <= room))
-        items = keep.nonzero()[:, 1].view(rows, k)
-    else:
-        items = torch.sort(top.indices, dim=1).values
+    if k == n_items:
+        # A stable sort keeps equal scores in index order.
+        ordered = torch.sort(scores, dim=1, descending=True, stable=True)
+        return ordered.indices, ordered.values
+    # One more than asked: where the (k+1)-th score equals the k-th, topk's choice among the tied
+    # columns is arbitrary, and those rows are redone exactly.
+    top = torch.topk(scores, k + 1, dim=1)
+    items, values = top.indices[:, :k].clone(), top.values[:, :k].clone()
+    tied_rows = torch.nonzero(top.values[:, k] == top.values[:, k - 1]).flatten()
+    if len(tied_rows):
+        exact = _exact_top(scores[tied_rows], k, top.values[tied_rows, k - 1 : k])
+        items[tied_rows], values[tied_rows] = _by_score_then_index(scores[tied_rows], exact)
+    # topk sorts by score; rows with equal scores inside the list still need index order.
+    unordered = torch.nonzero((values[:, 1:] == values[:, :-1]).any(dim=1)).flatten()
+    if len(unordered):
+        items[unordered], values[unordered] = _by_score_then_index(scores[unordered], items[unordered])
+    return items, values
+
+
+def _exact_top(scores: torch.Tensor, k: int, threshold: torch.Tensor) -> torch.Tensor:
+    """The columns above ``threshold`` and then the lowest-index columns equal to it, ``k`` per row."""
+    above = scores > threshold
+    tied = scores == threshold
+    room = k - above.sum(dim=1, keepdim=True)
+    keep = above | (tied & (torch.cumsum(tied, dim=1) <= room))
+    return keep.nonzero()[:, 1].view(len(scores), k)
+
+
+def _by_score_then_index(scores: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    items = torch.sort(items, dim=1).values
     picked = torch.gather(scores, 1, items)
-    # Stable sort of index-ordered columns: equal scores keep the lower index first.
+    # A stable sort of index-ordered columns: equal scores keep the lower index first.
     order = torch.sort(picked, dim=1, descending=True, stable=True).indices
     return torch.gather(items, 1, order), torch.gather(picked, 1, order)
 
@@ -54,7 +73,7 @@ def recommend_frame(
     Items without a score (NaN) are never recommended. ``n=None``: every candidate.
     """
     users = np.asarray(users)
-    indices = model.users.indices(users)
+    indices = model.user_vocab.indices(users)
     k = model.n_items if n is None else int(n)
     frames = []
     for start in range(0, len(users), batch_size):
@@ -75,7 +94,7 @@ def recommend_frame(
                 {
                     "user": np.repeat(users[rows], counts),
                     "rank": ranks[finite].numpy().astype(np.int32),
-                    "item": model.items.ids[items[finite].numpy()],
+                    "item": model.item_vocab.ids[items[finite].numpy()],
                     "score": values[finite].numpy().astype(np.float32),
                 }
             )
@@ -85,7 +104,7 @@ def recommend_frame(
             {
                 "user": users[:0],
                 "rank": np.zeros(0, np.int32),
-                "item": model.items.ids[:0],
+                "item": model.item_vocab.ids[:0],
                 "score": np.zeros(0, np.float32),
             }
         )
@@ -97,6 +116,6 @@ def _candidate_mask(model, candidates: Sequence) -> torch.Tensor:
     for row, items in enumerate(candidates):
         if items is None:
             continue
-        cols = model.items.indices(np.asarray(items))
+        cols = model.item_vocab.indices(np.asarray(items))
         mask[row, torch.from_numpy(cols[cols >= 0])] = True
     return mask

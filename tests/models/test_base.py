@@ -17,12 +17,12 @@ RATINGS = pd.DataFrame({"user": [7, 7, 3, 3, 3, 9], "item": [30, 10, 30, 20, 10,
 
 def test_popular_counts_and_round_trips(tmp_path):
     model = Popular().fit(RATINGS)
-    assert model.items.ids.tolist() == [10, 20, 30]  # sorted: index order is id order
+    assert model.item_vocab.ids.tolist() == [10, 20, 30]  # sorted: index order is id order
     assert model.counts.tolist() == [2.0, 1.0, 3.0]
     assert torch.equal(model.payload().restore().counts, model.counts)
     loaded = Model.load(model.save(tmp_path / "pop.pt"))
     assert isinstance(loaded, Popular) and torch.equal(loaded.counts, model.counts)
-    assert loaded.users.ids.tolist() == [3, 7, 9]
+    assert loaded.user_vocab.ids.tolist() == [3, 7, 9]
     # The file is plain tensors and strings: it loads with weights_only.
     content = torch.load(tmp_path / "pop.pt", weights_only=True)
     assert content["format"] == MODEL_FORMAT and content["kind"] == "spark_recs.models.popular:Popular"
@@ -30,7 +30,7 @@ def test_popular_counts_and_round_trips(tmp_path):
 
 def test_rated_mask_marks_each_users_training_items():
     model = Popular().fit(RATINGS)
-    users = model.users.indices([7, 3, 9, 12345])
+    users = model.user_vocab.indices([7, 3, 9, 12345])
     assert users.tolist() == [1, 0, 2, -1]
     assert model.rated_mask(users).tolist() == [
         [True, False, True],

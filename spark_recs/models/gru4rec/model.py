@@ -131,12 +131,12 @@ class GRU4Rec(Model):
     def item_ids(self) -> np.ndarray:
         """Raw item id of each item index."""
         self._check_fitted()
-        return self.items.ids
+        return self.item_vocab.ids
 
     def item_indices(self, raw_ids) -> np.ndarray:
         """Item index of each raw id, -1 for items not seen in training."""
         self._check_fitted()
-        return self.items.indices(raw_ids)
+        return self.item_vocab.indices(raw_ids)
 
     def _check_fitted(self) -> None:
         if self.net is None:
@@ -175,8 +175,8 @@ class GRU4Rec(Model):
         keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
 
         item_ids = pd.unique(train[item_key].to_numpy())
-        self.items = Vocabulary(item_ids)
-        items = self.items.indices(train[item_key].to_numpy())
+        self.item_vocab = Vocabulary(item_ids)
+        items = self.item_vocab.indices(train[item_key].to_numpy())
         counts = np.bincount(items, minlength=len(item_ids))
         sessions = group_sessions(items, train[session_key].to_numpy(), train[time_key].to_numpy())
         schedule = build_schedule(
@@ -389,7 +389,7 @@ class GRU4Rec(Model):
             {
                 "session": np.repeat([i for i, _ in kept], k),
                 "rank": np.tile(np.arange(1, k + 1), len(kept)),
-                "item": self.items.ids[top.indices.cpu().numpy().ravel()],
+                "item": self.item_vocab.ids[top.indices.cpu().numpy().ravel()],
                 "score": top.values.cpu().numpy().ravel(),
             }
         )
@@ -398,13 +398,13 @@ class GRU4Rec(Model):
 
     def state(self) -> dict:
         self._check_fitted()
-        return {"net": self.net.state_dict(), **self.items.state("item")}
+        return {"net": self.net.state_dict(), **self.item_vocab.state("item")}
 
     @classmethod
     def from_state(cls, config: dict, state: dict) -> GRU4Rec:
         model = cls(**config)
-        model.items = Vocabulary.from_state(state, "item")
-        model.net = model._build_net(len(model.items))
+        model.item_vocab = Vocabulary.from_state(state, "item")
+        model.net = model._build_net(len(model.item_vocab))
         model.net.load_state_dict(state["net"])
         model.net.to(torch.device(model.device)).eval()
         return model
