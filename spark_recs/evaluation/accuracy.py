@@ -1,0 +1,663 @@
+"""LensKit-exact (0.14) accuracy metrics, each in pandas and in Spark with the same numbers.
+
+**Rating prediction** (:func:`rmse`, :func:`mae`, :func:`global_metric`, :func:`user_metric`,
+:func:`prediction_metrics`): the global metric is taken over all rows; the *user* metric per user, then
+averaged over users. A row whose prediction or rating is missing (null or NaN) is an error by default
+(``missing="error"``: ``ValueError`` with the count); ``missing="ignore"`` drops such rows, logs how many,
+and :func:`prediction_metrics` returns the count as ``n_missing``. (LensKit's ``missing`` only looks at
+the truth after index alignment and silently skips NaN predictions in the mean; here both sides count.)
+
+**Top-N lists** (:class:`RecListAnalysis`, like LensKit's ``lenskit.topn.RecListAnalysis``). A list is
+``rank, item`` rows sharing the group columns (``user``, and e.g. ``RunId``); rank 1 is the best. The
+order of a list is *always* its ``rank`` column, never the order rows arrive in (ties in scores do not
+matter; equal ranks are taken as given). With ``L_k`` the rows of rank <= k and ``T`` the list's test
+items:
+
+- ``precision@k`` = |L_k ∩ T| / k (k even when the list is shorter); without k: |L ∩ T| / |L|
+- ``recall@k`` = |L_k ∩ T| / min(|T|, k); without k: |L ∩ T| / |T|
+- ``hit@k`` = 1 if L_k ∩ T is not empty, else 0
+- ``recip_rank@k`` = 1 / the rank of the first hit in L_k, 0 if none
+- ``ndcg@k`` = DCG / ideal DCG with DCG = sum over hits of rank r <= k of gain / max(log2 r, 1) (ranks 1
+  and 2 weigh the same); ideal DCG = the same discount over the list's test gains sorted descending, cut
+  at k; gain 1 (binary, the default) or a truth column (``gain="rating"``, missing gains count 0). A list
+  with no hit, or whose ideal DCG is 0, scores 0.
+
+Example: recs ``[5, 2, 7]``, test ``{2: 4.0, 9: 5.0}``: precision@10 = 0.1, recall@10 = 0.5,
+recip_rank = 0.5, binary nDCG = 0.5, graded nDCG = 4 / (5 + 4) = 4/9.
+
+Lists are computed over the *test* lists: with ``include_missing=True`` (the default) every test list
+has a row, and one with no recommendations scores 0 everywhere (``nrecs`` = 0); recommendation lists
+whose user has no test items are left out in both modes (LensKit, too, scores over test users).
+Truth should hold one row per (list, item); a duplicated recommended item counts once per row.
+
+The Spark versions use only DataFrame functions (joins, windows, aggregations: no UDF, no RDD, nothing
+collected but the final numbers), so they run on classic Spark and on Spark Connect alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame as SparkDataFrame
+from pyspark.sql import Window
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
+
+MISSING_MODES = ("error", "ignore")
+TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", "ndcg")
+
+
+# --------------------------------------------------------------------------------------------------
+# Rating prediction
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_missing_mode(missing: str) -> None:
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
+
+
+def _missing_error(n_missing: int, n_rows: int) -> ValueError:
+    return ValueError(
+        f"{n_missing} of {n_rows} rows have a missing prediction or rating; "
+        "pass missing='ignore' to leave them out"
+    )
+
+
+def _pairs(predictions, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and truth as two aligned float arrays (Series are aligned on their index)."""
+    if truth is None:
+        if not isinstance(predictions, pd.DataFrame):
+            raise TypeError(
+                "without truth, predictions must be a DataFrame with 'prediction' and 'rating' columns"
+            )
+        return _pairs(predictions["prediction"], predictions["rating"])
+    if isinstance(predictions, pd.Series) and isinstance(truth, pd.Series):
+        # LensKit's alignment: every prediction keeps its row; truth is matched by index label.
+        predictions, truth = predictions.align(truth, join="left")
+    pred = np.asarray(predictions, dtype=np.float64).ravel()
+    true = np.asarray(truth, dtype=np.float64).ravel()
+    if pred.shape != true.shape:
+        raise ValueError(f"{len(pred)} predictions but {len(true)} truth values")
+    return pred, true
+
+
+def _errors(predictions, truth, missing: str) -> tuple[np.ndarray, int]:
+    """Prediction - truth for the usable rows, and how many rows were missing a side."""
+    _check_missing_mode(missing)
+    pred, true = _pairs(predictions, truth)
+    bad = np.isnan(pred) | np.isnan(true)
+    n_missing = int(bad.sum())
+    if n_missing:
+        if missing == "error":
+            raise _missing_error(n_missing, len(pred))
+        log.info("ignoring %d of %d rows with a missing prediction or rating", n_missing, len(pred))
+    return pred[~bad] - true[~bad], n_missing
+
+
+def rmse(predictions, truth=None, missing: str = "error") -> float:
+    """Root mean squared error of ``predictions`` against ``truth`` (NaN when no row is left).
+
+    ``predictions`` and ``truth`` are Series (aligned on their index, like LensKit) or equal-length arrays;
+    without ``truth``, ``predictions`` is a DataFrame with ``prediction`` and ``rating`` columns.
+    """
+    err, _ = _errors(predictions, truth, missing)
+    return float(np.sqrt(np.mean(np.square(err)))) if len(err) else float("nan")
+
+
+def mae(predictions, truth=None, missing: str = "error") -> float:
+    """Mean absolute error; arguments as for :func:`rmse`."""
+    err, _ = _errors(predictions, truth, missing)
+    return float(np.mean(np.abs(err))) if len(err) else float("nan")
+
+
+def global_metric(
+    predictions: pd.DataFrame,
+    metric=rmse,
+    *,
+    score_column: str = "prediction",
+    rating_column: str = "rating",
+    missing: str = "error",
+) -> float:
+    """``metric`` (:func:`rmse`, :func:`mae`, ...) over all rows of a prediction frame."""
+    return metric(predictions[score_column].to_numpy(), predictions[rating_column].to_numpy(), missing)
+
+
+def user_metric(
+    predictions: pd.DataFrame,
+    metric=rmse,
+    *,
+    score_column: str = "prediction",
+    rating_column: str = "rating",
+    user_column: str = "user",
+    missing: str = "error",
+) -> float:
+    """``metric`` per user, averaged over users (LensKit's ``user_metric``).
+
+    Missing rows are checked over the whole frame first (so the error counts them all); with
+    ``missing="ignore"`` a user none of whose rows is usable is left out of the average.
+    """
+    _check_missing_mode(missing)
+    pred = predictions[score_column].astype(np.float64)
+    true = predictions[rating_column].astype(np.float64)
+    bad = (pred.isna() | true.isna()).to_numpy()
+    if bad.any():
+        if missing == "error":
+            raise _missing_error(int(bad.sum()), len(predictions))
+        log.info("ignoring %d of %d rows with a missing prediction or rating", bad.sum(), len(predictions))
+    keep = ~bad
+    users = predictions[user_column].to_numpy()[keep]
+    err = (pred.to_numpy() - true.to_numpy())[keep]
+    if metric is rmse or metric is mae:
+        frame = pd.DataFrame({"user": users, "v": np.square(err) if metric is rmse else np.abs(err)})
+        per_user = frame.groupby("user", sort=False)["v"].mean()
+        if metric is rmse:
+            per_user = np.sqrt(per_user)
+        return float(per_user.mean()) if len(per_user) else float("nan")
+    frame = pd.DataFrame({"user": users, "p": pred.to_numpy()[keep], "t": true.to_numpy()[keep]})
+    per_user = frame.groupby("user", sort=False).apply(
+        lambda g: metric(g["p"].to_numpy(), g["t"].to_numpy()), include_groups=False
+    )
+    return float(per_user.mean()) if len(per_user) else float("nan")
+
+
+def prediction_metrics(
+    df,
+    *,
+    prediction: str = "prediction",
+    rating: str = "rating",
+    user: str = "user",
+    missing: str = "error",
+) -> dict[str, float]:
+    """Global and user-averaged RMSE and MAE of a pandas or Spark prediction frame.
+
+    Returns ``rmse``, ``mae``, ``user_rmse``, ``user_mae``, ``n_rows`` (rows used), ``n_missing`` (rows
+    left out, ``missing="ignore"``) and ``n_users`` (users with at least one usable row). A Spark frame is
+    aggregated in Spark in one job; only these numbers come back to the driver.
+    """
+    _check_missing_mode(missing)
+    if isinstance(df, pd.DataFrame):
+        pred = df[prediction].astype(np.float64)
+        true = df[rating].astype(np.float64)
+        bad = (pred.isna() | true.isna()).to_numpy()
+        n_missing = int(bad.sum())
+        if n_missing and missing == "error":
+            raise _missing_error(n_missing, len(df))
+        err = (pred.to_numpy() - true.to_numpy())[~bad]
+        frame = pd.DataFrame({"user": df[user].to_numpy()[~bad], "sq": np.square(err), "ab": np.abs(err)})
+        per_user = frame.groupby("user", sort=False).agg(sq=("sq", "mean"), ab=("ab", "mean"))
+        n_rows, n_users = len(err), len(per_user)
+        sums = (float(np.square(err).sum()), float(np.abs(err).sum()))
+        user_means = (float(np.sqrt(per_user["sq"]).mean()), float(per_user["ab"].mean()))
+    elif isinstance(df, SparkDataFrame):
+        p, r = F.col(prediction).cast("double"), F.col(rating).cast("double")
+        bad = p.isNull() | F.isnan(p) | r.isNull() | F.isnan(r)
+        err = F.when(~bad, p - r)
+        per_user = df.groupBy(user).agg(
+            F.count(err).alias("n"),
+            F.sum(err * err).alias("sse"),
+            F.sum(F.abs(err)).alias("sae"),
+            F.sum(bad.cast("long")).alias("n_missing"),
+        )
+        used = F.col("n") > 0
+        row = per_user.agg(
+            F.sum("n").alias("n_rows"),
+            F.sum("n_missing").alias("n_missing"),
+            F.count(F.when(used, 1)).alias("n_users"),
+            F.sum("sse").alias("sse"),
+            F.sum("sae").alias("sae"),
+            F.avg(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
+            F.avg(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
+        ).first()
+        n_missing = int(row["n_missing"] or 0)
+        if n_missing and missing == "error":
+            raise _missing_error(n_missing, int(row["n_rows"] or 0) + n_missing)
+        n_rows, n_users = int(row["n_rows"] or 0), int(row["n_users"])
+        sums = (float(row["sse"] or 0.0), float(row["sae"] or 0.0))
+        user_means = tuple(
+            float("nan") if row[c] is None else float(row[c]) for c in ("user_rmse", "user_mae")
+        )
+    else:
+        raise TypeError(f"expected a pandas or Spark DataFrame, got {type(df).__name__}")
+    if n_missing:
+        log.info("ignoring %d rows with a missing prediction or rating (%d used)", n_missing, n_rows)
+    nan = float("nan")
+    return {
+        "rmse": float(np.sqrt(sums[0] / n_rows)) if n_rows else nan,
+        "mae": sums[1] / n_rows if n_rows else nan,
+        "user_rmse": user_means[0] if n_users else nan,
+        "user_mae": user_means[1] if n_users else nan,
+        "n_rows": n_rows,
+        "n_missing": n_missing,
+        "n_users": n_users,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Top-N: one list at a time (pandas), LensKit's per-list metric functions
+# --------------------------------------------------------------------------------------------------
+
+
+def _list_ranks(recs: pd.DataFrame) -> np.ndarray:
+    """The ranks of one list's rows: its ``rank`` column, else the row order (1, 2, ...)."""
+    if "rank" in recs.columns:
+        return recs["rank"].to_numpy(dtype=np.float64)
+    return np.arange(1, len(recs) + 1, dtype=np.float64)
+
+
+def _truth_gains(truth, gain: str | None) -> pd.Series:
+    """The test items of one list as a Series item -> gain (1 for binary relevance)."""
+    if isinstance(truth, pd.Series):
+        gains = truth.astype(np.float64) if gain is not None else pd.Series(1.0, index=truth.index)
+    elif isinstance(truth, pd.DataFrame):
+        frame = truth.set_index("item") if "item" in truth.columns else truth
+        gains = frame[gain].astype(np.float64) if gain is not None else pd.Series(1.0, index=frame.index)
+    else:
+        if gain is not None:
+            raise TypeError("a gain needs truth as a DataFrame (with that column) or a Series item -> gain")
+        gains = pd.Series(1.0, index=pd.Index(list(truth)))
+    return gains.fillna(0.0)
+
+
+def _discount(ranks) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(np.log2(np.asarray(ranks, dtype=np.float64)), 1.0)
+
+
+def _hits(recs: pd.DataFrame, truth, k: int | None, gain: str | None = None):
+    """(ranks, gains) of one list's hits within the top ``k``."""
+    gains = _truth_gains(truth, gain)
+    ranks = _list_ranks(recs)
+    found = recs["item"].isin(gains.index).to_numpy()
+    if k is not None:
+        found &= ranks <= k
+    hit_gains = gains.reindex(recs["item"].to_numpy()[found]).to_numpy()
+    return ranks[found], hit_gains, gains
+
+
+def precision(recs: pd.DataFrame, truth, k: int | None = None) -> float:
+    """Precision of one list: hits in the top ``k`` / ``k`` (hits / list length without ``k``)."""
+    ranks, _, _ = _hits(recs, truth, k)
+    denominator = k if k is not None else len(recs)
+    return len(ranks) / denominator if denominator else 0.0
+
+
+def recall(recs: pd.DataFrame, truth, k: int | None = None) -> float:
+    """Recall of one list: hits in the top ``k`` / min(|test items|, ``k``); NaN without test items."""
+    ranks, _, gains = _hits(recs, truth, k)
+    n_test = len(gains) if k is None else min(len(gains), k)
+    return len(ranks) / n_test if n_test else float("nan")
+
+
+def hit(recs: pd.DataFrame, truth, k: int | None = None) -> float:
+    """1.0 if a test item is in the top ``k`` of one list, else 0.0."""
+    ranks, _, _ = _hits(recs, truth, k)
+    return 1.0 if len(ranks) else 0.0
+
+
+def recip_rank(recs: pd.DataFrame, truth, k: int | None = None) -> float:
+    """1 / the rank of the first test item in the top ``k`` of one list, 0.0 if there is none."""
+    ranks, _, _ = _hits(recs, truth, k)
+    return 1.0 / ranks.min() if len(ranks) else 0.0
+
+
+def ndcg(recs: pd.DataFrame, truth, k: int | None = None, gain: str | None = None) -> float:
+    """nDCG of one list, binary (``gain=None``) or with a truth column (e.g. ``"rating"``) as the gain."""
+    ranks, hit_gains, gains = _hits(recs, truth, k, gain)
+    ideal_gains = np.sort(gains.to_numpy())[::-1][:k]
+    ideal = float(np.sum(ideal_gains / _discount(np.arange(1, len(ideal_gains) + 1))))
+    if ideal <= 0:
+        return 0.0
+    return float(np.sum(hit_gains / _discount(ranks))) / ideal
+
+
+_FUNCTIONS = {precision: "precision", recall: "recall", hit: "hit", recip_rank: "recip_rank", ndcg: "ndcg"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Top-N: all lists at once (pandas or Spark)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopNMetric:
+    """One column of a :class:`RecListAnalysis`: ``kind`` in :data:`TOPN_METRICS`, cut-off, gain column."""
+
+    kind: str
+    name: str
+    k: int | None = None
+    gain: str | None = None
+
+
+@dataclass(frozen=True)
+class _Keys:
+    rec: list[str]  # identifies a recommendation list: rec-only group columns, then the truth key
+    truth: list[str]  # group columns that are also in the truth frame (identify a test list)
+    context: list[str]  # rec-only group columns + truth key columns shared by all users of a run
+
+
+def _stat(prefix: str, k: int | None, gain: str | None = None) -> str:
+    return f"__{prefix}_{'all' if k is None else k}" + ("" if gain is None else f"_{gain}")
+
+
+class RecListAnalysis:
+    """Top-N metrics of many recommendation lists against their test items (LensKit's ``RecListAnalysis``).
+
+    ``group_cols`` name the columns that identify one list, the user column included (e.g.
+    ``["RunId", "user"]``); by default every column of the recommendations except ``item``, ``rank``,
+    ``score``, ``rating`` and ``prediction``. The group columns found in the truth frame match a list to
+    its test items (e.g. ``user``, or ``DataSet, Partition, user``); the others (``RunId``) tell lists of
+    the same user apart.
+
+    With ``include_missing=True`` each combination of those other columns (each run) is filled out with
+    every test user: a test user without a list scores 0. When the truth frame also has context columns
+    besides ``user_column`` (``DataSet``, ``Partition``), a run is filled out only with the test users of
+    the contexts it has lists for (LensKit 0.14 pads each run with all test users).
+
+    :meth:`compute` returns one row per list: the ``group_cols``, ``nrecs`` (list length), ``ntruth``
+    (test items) and one column per metric (a pandas DataFrame for pandas input, a lazy Spark DataFrame
+    for Spark input). Unlike LensKit's, the pandas result is not indexed by the group columns.
+    """
+
+    DEFAULT_SKIP_COLS = ("item", "rank", "score", "rating", "prediction")
+
+    def __init__(
+        self,
+        group_cols: Sequence[str] | None = None,
+        *,
+        user_column: str = "user",
+        item_column: str = "item",
+        rank_column: str = "rank",
+    ):
+        self.group_cols = None if group_cols is None else list(group_cols)
+        self.user_column = user_column
+        self.item_column = item_column
+        self.rank_column = rank_column
+        self.metrics: list[TopNMetric] = []
+
+    def add_metric(
+        self, metric, k: int | None = None, name: str | None = None, gain: str | None = None
+    ) -> RecListAnalysis:
+        """Add a metric: ``"precision"``, ``"recall"``, ``"hit"``, ``"recip_rank"`` or ``"ndcg"`` (or the
+        function of that name in this module), cut at ``k`` (``None``: the whole list).
+
+        ``gain`` (nDCG only) is ``None``/``"binary"`` for binary relevance or the truth column holding the
+        gain (``"rating"``). The column is named ``name``, by default the metric name with ``@k`` when
+        ``k`` is given (``precision@10``, ``recip_rank``); names must be unique. Returns ``self``.
+        """
+        kind = _FUNCTIONS.get(metric, metric) if callable(metric) else metric
+        if kind not in TOPN_METRICS:
+            raise ValueError(f"unknown top-N metric {metric!r}; expected one of {TOPN_METRICS}")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            raise ValueError(f"k must be a positive integer or None, got {k!r}")
+        if gain == "binary":
+            gain = None
+        if gain is not None and kind != "ndcg":
+            raise ValueError(f"gain applies to ndcg only, not {kind}")
+        name = name or (kind if k is None else f"{kind}@{k}")
+        if name in self.metric_names or name in ("nrecs", "ntruth"):
+            raise ValueError(f"a column named {name!r} already exists; pass name=... to tell them apart")
+        self.metrics.append(TopNMetric(kind, name, None if k is None else int(k), gain))
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    # ---- shared planning ------------------------------------------------------------------------
+
+    def _keys(self, rec_cols: Sequence[str], truth_cols: Sequence[str]) -> _Keys:
+        if not self.metrics:
+            raise ValueError("no metrics: call add_metric first")
+        for col, where, cols in (
+            (self.item_column, "recommendations", rec_cols),
+            (self.rank_column, "recommendations", rec_cols),
+            (self.item_column, "truth", truth_cols),
+        ):
+            if col not in cols:
+                raise ValueError(f"the {where} have no {col!r} column (columns: {list(cols)})")
+        for gain in {m.gain for m in self.metrics} - {None}:
+            if gain not in truth_cols:
+                raise ValueError(
+                    f"gain column {gain!r} is not in the truth frame (columns: {list(truth_cols)})"
+                )
+        skip = {*self.DEFAULT_SKIP_COLS, self.item_column, self.rank_column}
+        group = self.group_cols if self.group_cols is not None else [c for c in rec_cols if c not in skip]
+        absent = [c for c in group if c not in rec_cols]
+        if absent:
+            raise ValueError(f"group columns {absent} are not in the recommendations")
+        truth = [c for c in group if c in truth_cols]
+        if not truth:
+            raise ValueError(f"none of the group columns {group} is in the truth frame; cannot match lists")
+        only_recs = [c for c in group if c not in truth_cols]
+        shared = [c for c in truth if c != self.user_column] if self.user_column in truth else []
+        return _Keys(rec=only_recs + truth, truth=truth, context=only_recs + shared if only_recs else [])
+
+    def _gains(self) -> list[str | None]:
+        return list(dict.fromkeys(m.gain for m in self.metrics if m.kind == "ndcg"))
+
+    def _cuts(self) -> list[int | None]:
+        return list(dict.fromkeys(m.k for m in self.metrics if m.kind != "ndcg"))
+
+    def _ndcg_cuts(self) -> list[tuple[int | None, str | None]]:
+        return list(dict.fromkeys((m.k, m.gain) for m in self.metrics if m.kind == "ndcg"))
+
+    # ---- entry points ---------------------------------------------------------------------------
+
+    def compute(self, recs, truth, include_missing: bool = True):
+        """Per-list metrics of ``recs`` (``group_cols, item, rank``) against ``truth`` (``user, item``
+        and the gain columns). Both pandas -> pandas; a Spark side -> Spark (a pandas side is converted
+        with ``createDataFrame``).
+
+        ``include_missing=True`` (the default here; LensKit's is ``False``) gives every test list a row,
+        scoring 0 where there are no recommendations; ``False`` keeps only lists with both recommendations
+        and test items. Recommendation lists without test items are never scored.
+        """
+        is_spark = isinstance(recs, SparkDataFrame), isinstance(truth, SparkDataFrame)
+        if any(is_spark):
+            if not is_spark[0]:
+                recs = truth.sparkSession.createDataFrame(recs)
+            if not is_spark[1]:
+                truth = recs.sparkSession.createDataFrame(truth)
+            return self._compute_spark(recs, truth, include_missing)
+        if not isinstance(recs, pd.DataFrame) or not isinstance(truth, pd.DataFrame):
+            raise TypeError("recs and truth must be pandas or Spark DataFrames")
+        return self._compute_pandas(recs, truth, include_missing)
+
+    def summary(self, per_list) -> dict[str, float]:
+        """The mean of every metric column of a :meth:`compute` result (pandas or Spark), over all its rows:
+        filter or group a multi-run result first to get one summary per run."""
+        names = self.metric_names
+        if isinstance(per_list, SparkDataFrame):
+            row = per_list.agg(*[F.avg(F.col(f"`{n}`")).alias(n) for n in names]).first()
+            return {n: float("nan") if row[n] is None else float(row[n]) for n in names}
+        return {n: float(per_list[n].mean()) for n in names}
+
+    # ---- pandas ---------------------------------------------------------------------------------
+
+    def _compute_pandas(self, recs: pd.DataFrame, truth: pd.DataFrame, include_missing: bool) -> pd.DataFrame:
+        keys = self._keys(list(recs.columns), list(truth.columns))
+        item, rank = self.item_column, self.rank_column
+        gain_cols = [g for g in self._gains() if g is not None]
+        test = truth[keys.truth + [item] + gain_cols].copy()
+        for g in gain_cols:
+            test[g] = test[g].astype(np.float64).fillna(0.0)
+
+        # Per test list: size and ideal DCGs (test gains sorted descending, discounted, cut at k).
+        truth_stats = test.groupby(keys.truth, sort=False).size().rename("ntruth").to_frame()
+        for g in self._gains():
+            values = 1.0 if g is None else test[g]
+            order = test[keys.truth + [item]].assign(__g=values)
+            order = order.sort_values(
+                keys.truth + ["__g", item], ascending=[True] * len(keys.truth) + [False, True], kind="stable"
+            )
+            position = (order.groupby(keys.truth, sort=False).cumcount() + 1).to_numpy()
+            weighted = order["__g"].to_numpy() / _discount(position)
+            ideal = order[keys.truth].copy()
+            for k, gain in self._ndcg_cuts():
+                if gain == g:
+                    ideal[_stat("ideal", k, g)] = (
+                        weighted if k is None else np.where(position <= k, weighted, 0.0)
+                    )
+            truth_stats = truth_stats.join(ideal.groupby(keys.truth, sort=False).sum())
+        truth_stats = truth_stats.reset_index()
+
+        # Per recommendation list: length, and per cut-off the hit count, first hit rank and DCG.
+        joined = recs[keys.rec + [item, rank]].merge(
+            test.assign(__hit=True), on=keys.truth + [item], how="left"
+        )
+        ranks = joined[rank].to_numpy(dtype=np.float64)
+        found = joined["__hit"].notna().to_numpy()
+        parts = {"nrecs": ("__one", "sum")}
+        stats = joined[keys.rec].assign(__one=1)
+        for k in self._cuts():
+            within = found if k is None else found & (ranks <= k)
+            stats[_stat("hits", k)] = within.astype(np.int64)
+            stats[_stat("first", k)] = np.where(within, ranks, np.nan)
+            parts[_stat("hits", k)] = (_stat("hits", k), "sum")
+            parts[_stat("first", k)] = (_stat("first", k), "min")
+        for k, g in self._ndcg_cuts():
+            within = found if k is None else found & (ranks <= k)
+            gains = np.ones(len(joined)) if g is None else joined[g].to_numpy(dtype=np.float64)
+            stats[_stat("dcg", k, g)] = np.where(within, gains / _discount(ranks), 0.0)
+            parts[_stat("dcg", k, g)] = (_stat("dcg", k, g), "sum")
+        rec_stats = stats.groupby(keys.rec, sort=False).agg(**parts).reset_index()
+
+        if not include_missing:
+            lists = rec_stats.merge(truth_stats, on=keys.truth, how="inner")
+        else:
+            if keys.context:
+                combos = recs[keys.context].drop_duplicates()
+                shared = [c for c in keys.context if c in keys.truth]
+                base = (
+                    combos.merge(truth_stats, on=shared, how="inner")
+                    if shared
+                    else combos.merge(truth_stats, how="cross")
+                )
+            else:
+                base = truth_stats
+            lists = base.merge(rec_stats, on=keys.rec, how="left")
+        lists = lists.sort_values(keys.rec, kind="stable").reset_index(drop=True)
+
+        out = lists[keys.rec].copy()
+        out["nrecs"] = lists["nrecs"].fillna(0).astype(np.int64)
+        out["ntruth"] = lists["ntruth"].astype(np.int64)
+        for m in self.metrics:
+            out[m.name] = self._pandas_metric(m, lists, out["nrecs"].to_numpy(), out["ntruth"].to_numpy())
+        return out
+
+    @staticmethod
+    def _pandas_metric(
+        m: TopNMetric, lists: pd.DataFrame, nrecs: np.ndarray, ntruth: np.ndarray
+    ) -> np.ndarray:
+        if m.kind == "ndcg":
+            dcg = lists[_stat("dcg", m.k, m.gain)].fillna(0.0).to_numpy()
+            ideal = lists[_stat("ideal", m.k, m.gain)].to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(ideal > 0, dcg / ideal, 0.0)
+        hits = lists[_stat("hits", m.k)].fillna(0).to_numpy(dtype=np.float64)
+        if m.kind == "precision":
+            if m.k is not None:
+                return hits / m.k
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(nrecs > 0, hits / nrecs, 0.0)
+        if m.kind == "recall":
+            return hits / (ntruth if m.k is None else np.minimum(ntruth, m.k))
+        if m.kind == "hit":
+            return (hits > 0).astype(np.float64)
+        first = lists[_stat("first", m.k)].to_numpy(dtype=np.float64)
+        return np.where(np.isnan(first), 0.0, 1.0 / first)
+
+    # ---- Spark ----------------------------------------------------------------------------------
+
+    def _compute_spark(
+        self, recs: SparkDataFrame, truth: SparkDataFrame, include_missing: bool
+    ) -> SparkDataFrame:
+        keys = self._keys(recs.columns, truth.columns)
+        item, rank = self.item_column, self.rank_column
+        gain_cols = [g for g in self._gains() if g is not None]
+        gains = [F.coalesce(F.col(g).cast("double"), F.lit(0.0)).alias(g) for g in gain_cols]
+        test = truth.select(*keys.truth, item, *gains, F.lit(True).alias("__hit"))
+
+        def discount(r):
+            return F.greatest(F.log2(r.cast("double")), F.lit(1.0))
+
+        # Per test list: size and ideal DCGs, ranking the gains with a window (gain desc, item asc).
+        positions, ideal_aggs = [], []
+        for i, g in enumerate(self._gains()):
+            order = [F.col(item).asc()] if g is None else [F.col(g).desc(), F.col(item).asc()]
+            window = Window.partitionBy(*keys.truth).orderBy(*order)
+            positions.append(F.row_number().over(window).alias(f"__pos{i}"))
+            position = F.col(f"__pos{i}")
+            weighted = (F.lit(1.0) if g is None else F.col(g)) / discount(position)
+            for k, gain in self._ndcg_cuts():
+                if gain == g:
+                    term = weighted if k is None else F.when(position <= k, weighted).otherwise(0.0)
+                    ideal_aggs.append(F.sum(term).alias(_stat("ideal", k, g)))
+        ranked = test.select("*", *positions) if positions else test
+        truth_stats = ranked.groupBy(*keys.truth).agg(F.count(F.lit(1)).alias("ntruth"), *ideal_aggs)
+
+        # Per recommendation list: one left join to the test items, one aggregation.
+        ranks = recs.select(*keys.rec, item, F.col(rank).cast("double").alias("__rank"))
+        joined = ranks.join(test, on=[*keys.truth, item], how="left")
+        r = F.col("__rank")
+        found = F.col("__hit").isNotNull()
+        rec_aggs = [F.count(F.lit(1)).alias("nrecs")]
+        for k in self._cuts():
+            within = found if k is None else found & (r <= k)
+            rec_aggs.append(F.sum(F.when(within, 1).otherwise(0)).alias(_stat("hits", k)))
+            rec_aggs.append(F.min(F.when(within, r)).alias(_stat("first", k)))
+        for k, g in self._ndcg_cuts():
+            within = found if k is None else found & (r <= k)
+            value = F.lit(1.0) if g is None else F.col(g)
+            rec_aggs.append(
+                F.sum(F.when(within, value / discount(r)).otherwise(0.0)).alias(_stat("dcg", k, g))
+            )
+        rec_stats = joined.groupBy(*keys.rec).agg(*rec_aggs)
+
+        if not include_missing:
+            lists = rec_stats.join(truth_stats, on=keys.truth, how="inner")
+        else:
+            if keys.context:
+                combos = recs.select(*keys.context).distinct()
+                shared = [c for c in keys.context if c in keys.truth]
+                base = (
+                    combos.join(truth_stats, on=shared, how="inner")
+                    if shared
+                    else combos.crossJoin(truth_stats)
+                )
+            else:
+                base = truth_stats
+            lists = base.join(rec_stats, on=keys.rec, how="left")
+
+        nrecs = F.coalesce(F.col("nrecs"), F.lit(0)).cast("long")
+        ntruth = F.col("ntruth").cast("long")
+        return lists.select(
+            *keys.rec,
+            nrecs.alias("nrecs"),
+            ntruth.alias("ntruth"),
+            *[self._spark_metric(m, nrecs, ntruth).alias(m.name) for m in self.metrics],
+        )
+
+    @staticmethod
+    def _spark_metric(m: TopNMetric, nrecs, ntruth):
+        if m.kind == "ndcg":
+            dcg = F.coalesce(F.col(_stat("dcg", m.k, m.gain)), F.lit(0.0))
+            ideal = F.col(_stat("ideal", m.k, m.gain))
+            return F.when(ideal > 0, dcg / ideal).otherwise(F.lit(0.0))
+        hits = F.coalesce(F.col(_stat("hits", m.k)), F.lit(0)).cast("double")
+        if m.kind == "precision":
+            if m.k is not None:
+                return hits / F.lit(float(m.k))
+            return F.when(nrecs > 0, hits / nrecs).otherwise(F.lit(0.0))
+        if m.kind == "recall":
+            return hits / (ntruth if m.k is None else F.least(ntruth, F.lit(m.k))).cast("double")
+        if m.kind == "hit":
+            return F.when(hits > 0, F.lit(1.0)).otherwise(F.lit(0.0))
+        first = F.col(_stat("first", m.k))
+        return F.when(first.isNotNull(), F.lit(1.0) / first).otherwise(F.lit(0.0))
