@@ -1,8 +1,9 @@
 """YAML configuration: the defaults in one place, validation with clear errors, ``--set`` overrides.
 
-The schema follows GRU4Rec's ``example.yaml`` (sections ``model``, ``data``, ``data_split``,
-``training``, ``evaluation``, ``paths``). Unknown keys are errors naming the closest valid key;
-values out of range name the allowed range.
+Two schemas: ``gru4rec`` follows GRU4Rec's ``example.yaml`` (sections ``model``, ``data``,
+``data_split``, ``training``, ``evaluation``, ``paths``); ``multieval`` describes a LensKit-style
+comparison (``data``, ``split``, ``algorithms``, ``evaluation``). Unknown keys are errors naming the
+closest valid key; values out of range name the allowed range.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ _NUM = (int, float)
 _FRACTION = Rule(_NUM, 0, 1, high_open=True)
 _POSITIVE_INT = Rule(int, 1)
 
-#: Every key with its default value and rule, by section.
+#: Every key of a GRU4Rec config with its default value and rule, by section.
 SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "model": {
         "layers": ([100], Rule(list, items=_POSITIVE_INT)),
@@ -110,9 +111,74 @@ SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
 }
 
 
-def defaults() -> dict:
+#: Every key of a MultiEval config (``spark-recs multieval``) with its default value and rule, by section.
+MULTIEVAL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+    "data": {
+        "ratings": ("../shared/data/ml-latest-small", Rule(str)),
+        "name": ("ml-latest-small", Rule(str)),
+    },
+    "split": {
+        "partitions": (5, Rule(int, 2)),
+        "holdout": (5, Rule(int, 1, nullable=True)),
+        "holdout_fraction": (None, Rule(_NUM, 0, 1, high_open=True, nullable=True)),
+        "seed": (42, Rule(int, 0)),
+    },
+    # Each entry: {class: Popular | Bias | BiasedMF | ImplicitMF | ItemKNN | "module:Class", name: ..., params: {...}}
+    "algorithms": {},
+    "evaluation": {
+        "path": (".spark_recs/multieval/ml-latest-small", Rule(str)),
+        "recommend": (100, Rule(int, 1)),
+        "predict": (True, Rule(bool)),
+        "experiment": ("spark_recs-multieval", Rule(str)),
+        "persist_data": (True, Rule(bool)),
+    },
+}
+
+#: The baselines a MultiEval config may name by class name.
+ALGORITHMS = {
+    "Popular": "spark_recs.models.popular:Popular",
+    "Bias": "spark_recs.models.bias:Bias",
+    "BiasedMF": "spark_recs.models.mf:BiasedMF",
+    "ImplicitMF": "spark_recs.models.mf:ImplicitMF",
+    "ItemKNN": "spark_recs.models.knn:ItemKNN",
+}
+
+SCHEMAS = {"gru4rec": SCHEMA, "multieval": MULTIEVAL_SCHEMA}
+
+
+def build_algorithms(entries: list) -> list[tuple[str, object]]:
+    """``(name, unfitted model)`` for each ``algorithms`` entry of a MultiEval config; errors name the entry."""
+    from spark_recs.models.base import model_class
+
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("algorithms must be a non-empty list of {class: ..., params: {...}} entries")
+    built = []
+    for i, entry in enumerate(entries):
+        where = f"algorithms[{i}]"
+        if not isinstance(entry, dict) or "class" not in entry:
+            raise ConfigError(f"{where} must be a mapping with a 'class' key, got {entry!r}")
+        unknown = set(entry) - {"class", "name", "params"}
+        if unknown:
+            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: class, name, params")
+        kind = ALGORITHMS.get(entry["class"], entry["class"])
+        if ":" not in kind:
+            raise ConfigError(
+                f"{where}.class {entry['class']!r} is unknown{_closest(entry['class'], list(ALGORITHMS))}"
+            )
+        try:
+            model = model_class(kind)(**(entry.get("params") or {}))
+        except TypeError as exc:
+            raise ConfigError(f"{where}.params: {exc}") from None
+        built.append((entry.get("name") or entry["class"], model))
+    return built
+
+
+def defaults(schema: str = "gru4rec") -> dict:
     """A fresh copy of every default value, by section."""
-    return {section: {k: copy.deepcopy(v[0]) for k, v in keys.items()} for section, keys in SCHEMA.items()}
+    return {
+        section: {k: copy.deepcopy(v[0]) for k, v in keys.items()}
+        for section, keys in SCHEMAS[schema].items()
+    }
 
 
 def _closest(name: str, valid: list[str]) -> str:
@@ -120,20 +186,24 @@ def _closest(name: str, valid: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {valid}"
 
 
-def validate_config(config: dict) -> dict:
+def validate_config(config: dict, schema: str = "gru4rec") -> dict:
     """Check every section, key and value of ``config``; return it unchanged or raise :class:`ConfigError`."""
+    sections = SCHEMAS[schema]
     if not isinstance(config, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
     for section, values in config.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section {section!r}{_closest(section, list(SCHEMA))}")
+        if section not in sections:
+            raise ConfigError(f"unknown section {section!r}{_closest(section, list(sections))}")
+        if section == "algorithms":
+            build_algorithms(values)
+            continue
         if not isinstance(values, dict):
             raise ConfigError(f"section {section!r} must be a mapping of keys to values")
         for key, value in values.items():
-            if key not in SCHEMA[section]:
-                full = [f"{section}.{k}" for k in SCHEMA[section]]
+            if key not in sections[section]:
+                full = [f"{section}.{k}" for k in sections[section]]
                 raise ConfigError(f"unknown key '{section}.{key}'{_closest(f'{section}.{key}', full)}")
-            SCHEMA[section][key][1].check(f"{section}.{key}", value)
+            sections[section][key][1].check(f"{section}.{key}", value)
     return config
 
 
@@ -146,9 +216,9 @@ def apply_override(config: dict, assignment: str) -> None:
     config.setdefault(section, {})[key] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
-    """Defaults, updated by the YAML file at ``path`` and by ``overrides``, validated."""
-    config = defaults()
+def load_config(path: str | Path | None = None, overrides: list[str] = (), schema: str = "gru4rec") -> dict:
+    """Defaults, updated by the YAML file at ``path`` and by ``overrides``, validated against ``schema``."""
+    config = defaults(schema)
     given: dict = {}
     if path is not None:
         path = Path(path)
@@ -157,7 +227,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         given = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
         apply_override(given, assignment)
-    validate_config(given)
+    validate_config(given, schema)
     for section, values in given.items():
-        config[section].update(values)
+        if section == "algorithms":
+            config[section] = values
+        else:
+            config[section].update(values)
     return config

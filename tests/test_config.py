@@ -51,3 +51,33 @@ def test_bad_values_name_the_key_and_the_fix(override, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_multieval_config_builds_every_algorithm():
+    from spark_recs.config import build_algorithms
+    from spark_recs.models.knn import ItemKNN
+
+    config = load_config(CONF / "multieval-ml-latest-small.yaml", ["split.partitions=2"], schema="multieval")
+    assert config["split"]["partitions"] == 2 and config["evaluation"]["recommend"] == 100
+    built = dict(build_algorithms(config["algorithms"]))
+    assert list(built) == ["Popular", "Bias", "BiasedMF", "ImplicitMF", "ItemKNN", "ItemKNN-implicit"]
+    assert isinstance(built["ItemKNN-implicit"], ItemKNN) and built["ItemKNN-implicit"].feedback == "implicit"
+    assert built["BiasedMF"].get_params()["features"] == 50
+
+
+@pytest.mark.parametrize(
+    "algorithms, message",
+    [
+        ([{"class": "Popularr"}], "did you mean 'Popular'"),
+        ([{"class": "Bias", "params": {"dampening": 5}}], r"algorithms\[0\].params: .*dampening"),
+        ([{"class": "Bias", "weight": 1}], r"unknown key\(s\) \['weight'\]"),
+        ([], "non-empty list"),
+    ],
+)
+def test_bad_algorithm_entries_name_the_entry(tmp_path, algorithms, message):
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"algorithms": algorithms}))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, schema="multieval")

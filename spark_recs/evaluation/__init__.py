@@ -1,0 +1,1 @@
+from spark_recs.evaluation.multieval import MultiEval as MultiEval

@@ -168,6 +168,8 @@ class Recommender(Model):
     user_key = "user"
     item_key = "item"
     rating_key = "rating"
+    #: Whether scores are rating predictions (RMSE/MAE make sense), not just a ranking.
+    predicts_ratings = False
 
     user_vocab: Vocabulary
     item_vocab: Vocabulary

@@ -79,6 +79,8 @@ class Bias(Recommender):
     ``mu + b_u``.
     """
 
+    predicts_ratings = True
+
     def __init__(self, items: bool = True, users: bool = True, damping=0.0) -> None:
         damping_pair(damping)
         self.items = bool(items)

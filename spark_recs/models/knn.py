@@ -48,6 +48,11 @@ class ItemKNN(Recommender):
     (``None``: all, as LensKit's default). Unknown users get no scores.
     """
 
+    @property
+    def predicts_ratings(self) -> bool:
+        """Explicit feedback predicts ratings; implicit scores are sums of similarities."""
+        return self.feedback == "explicit"
+
     def __init__(
         self,
         nnbrs: int | None = 20,

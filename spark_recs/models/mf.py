@@ -380,6 +380,8 @@ class BiasedMF(MatrixFactorization):
     gives the same factors. ``fit(ratings)`` needs a ``rating`` column.
     """
 
+    predicts_ratings = True
+
     def __init__(
         self,
         features: int = 50,

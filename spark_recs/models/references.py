@@ -25,18 +25,9 @@ class TrainedModel:
 
 
 def model_file(reference: str | Path | TrainedModel) -> Path:
-    """The local model file a reference points to, downloading MLflow artifacts when needed.
-
-    A directory (a downloaded MLflow model, or a folder holding one model) must contain ``model.pt``.
-    """
+    """The local model file a path reference points to (a file, or a folder holding one ``model.pt``)."""
     if isinstance(reference, TrainedModel):
         return reference.path
-    text = str(reference)
-    if URI.match(text):
-        import mlflow
-
-        target = tempfile.mkdtemp(prefix="spark_recs_model_")
-        reference = mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=target)
     path = Path(reference)
     if path.is_dir():
         found = sorted(path.rglob(MODEL_FILE))
@@ -44,14 +35,23 @@ def model_file(reference: str | Path | TrainedModel) -> Path:
             raise FileNotFoundError(f"{path} holds no {MODEL_FILE}: not a spark_recs model folder")
         path = found[0]
     if not path.is_file():
-        raise FileNotFoundError(f"no model at {text}: expected a file written by Model.save or an MLflow URI")
+        raise FileNotFoundError(
+            f"no model at {reference}: expected a file written by Model.save or an MLflow URI"
+        )
     return path
 
 
 def load_model(algo: Model | Payload | str | Path | TrainedModel) -> Model:
-    """The fitted model behind any reference, restored on the CPU."""
+    """The fitted model behind any reference, restored on the CPU. An MLflow URI (``models:/name@alias``,
+    ``runs:/id/model``) is downloaded to a temporary folder, loaded and the copy removed."""
     if isinstance(algo, Model):
         return algo
     if isinstance(algo, Payload):
         return algo.restore(device="cpu")
+    if isinstance(algo, str) and URI.match(algo):
+        import mlflow
+
+        with tempfile.TemporaryDirectory(prefix="spark_recs_model_") as folder:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=algo, dst_path=folder)
+            return Model.load(model_file(local), device="cpu")
     return Model.load(model_file(algo), device="cpu")
