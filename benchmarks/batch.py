@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from prepare import vm_hwm_mb  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 
 N_ITEMS, DIM, TOP = 20_000, 64, 100
 LEGS = ("inproc", "classic", "pysail", "als")
@@ -43,16 +44,6 @@ def factor_model(n_users: int, seed: int = 0):
     users = rng.standard_normal((n_users, DIM), dtype=np.float32)
     items = rng.standard_normal((N_ITEMS, DIM), dtype=np.float32)
     return MatrixFactorization.from_factors(np.arange(n_users), np.arange(N_ITEMS), users, items)
-
-
-def vm_hwm_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def driver_mb() -> float:
