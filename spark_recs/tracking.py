@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,16 +50,21 @@ def tracked_run(
         yield run
 
 
-def log_model(model: Model, name: str = "model", registered_model_name: str | None = None):
-    """Log a fitted model to the active MLflow run (and register it when ``registered_model_name``).
+def log_model(
+    model: Model, name: str = "model", registered_model_name: str | None = None, aliases: Sequence[str] = ()
+):
+    """Log a fitted model to the active MLflow run (and register it when ``registered_model_name``, giving
+    the new version each of ``aliases``, e.g. ``("challenger",)``, so ``models:/<name>@challenger`` finds it).
 
     The artifact is the model's saved file plus :mod:`spark_recs.mlflow_pyfunc` as "models from code"
     (nothing pickled). ``spark_recs.batch`` accepts the resulting ``models:/<name>/<version>`` or
     ``runs:/<run id>/<name>`` URI. Returns MLflow's ``ModelInfo``.
     """
+    if aliases and not registered_model_name:
+        raise ValueError("aliases need a registered_model_name")
     with tempfile.TemporaryDirectory(prefix="spark_recs_log_") as scratch:
         path = model.save(Path(scratch) / MODEL_FILE)
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(Path(__file__).with_name("mlflow_pyfunc.py")),
             artifacts={"model": str(path)},
@@ -68,6 +73,11 @@ def log_model(model: Model, name: str = "model", registered_model_name: str | No
             registered_model_name=registered_model_name,
             signature=ModelSignature(params=ParamSchema([ParamSpec("n", "long", 10)])),
         )
+    for alias in aliases:
+        mlflow.MlflowClient().set_registered_model_alias(
+            registered_model_name, alias, info.registered_model_version
+        )
+    return info
 
 
 def _version(package: str) -> str:

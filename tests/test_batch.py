@@ -231,8 +231,14 @@ def test_registered_mlflow_model_is_a_reference(any_spark, mlflow_uri):
     model = Popular().fit(RATINGS)
     with tracked_run("batch-test", tracking_uri=mlflow_uri):
         log_model(model, registered_model_name="popular-batch-test")
+        log_model(
+            Popular().fit(RATINGS.head(3)), registered_model_name="popular-batch-test", aliases=["champion"]
+        )
     got = batch.recommend("models:/popular-batch-test/1", [2], 2, spark=any_spark).toPandas()
     assert _lists(got) == {2: [20, 40]}
+    # The alias names version 2, fitted on the first three rows only (items 10 and 20).
+    got = batch.recommend("models:/popular-batch-test@champion", [4], 5, spark=any_spark).toPandas()
+    assert _lists(got) == {4: [10, 20]}
 
 
 # ---- sessions ---------------------------------------------------------------------------------------
