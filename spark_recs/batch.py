@@ -138,7 +138,7 @@ def recommend(
                 recs = recommend_frame(worker_model, ids, n, chosen, batch_size)
             yield recs.rename(columns={"user": user_col, "item": item_col})
 
-    _report_unknown(model.user_vocab, frame, user_col, "users", "recommend")
+    _report_unknown(frame, {user_col: ("users", model.user_vocab)}, "recommend")
     return _finish(frame.mapInPandas(run, schema), output)
 
 
@@ -181,22 +181,32 @@ def predict(
                     part["prediction"] = worker_model.predict_pairs(users, items)
                 yield part
 
-    _report_unknown(model.user_vocab, frame, user_col, "users", "predict")
-    _report_unknown(model.item_vocab, frame, item_col, "items", "predict")
+    _report_unknown(
+        frame, {user_col: ("users", model.user_vocab), item_col: ("items", model.item_vocab)}, "predict"
+    )
     return _finish(frame.mapInPandas(run, schema), output)
 
 
-def _report_unknown(vocabulary, frame: DataFrame, column: str, what: str, task: str) -> None:
-    """Log how many rows of ``frame`` have a ``column`` id the model does not know (one Spark job)."""
+def _report_unknown(frame: DataFrame, vocabularies: dict, task: str) -> None:
+    """Log how many rows of ``frame`` have an id the model does not know, per ``column: (what, vocabulary)``
+    (one Spark job for all columns: a left join with each broadcast vocabulary, then one aggregate)."""
     spark = frame.sparkSession
-    ids = spark.createDataFrame(pd.DataFrame({column: vocabulary.ids}))
-    if dict(frame.dtypes)[column] != dict(ids.dtypes)[column]:
-        ids = ids.select(F.col(column).cast(dict(frame.dtypes)[column]).alias(column))
-    unknown = frame.select(column).join(F.broadcast(ids), column, "left_anti").count()
-    if unknown:
-        log.warning("%s: %d rows have %s unknown to the model (fallback or no result)", task, unknown, what)
-    else:
-        log.info("%s: every %s id is known to the model", task, what[:-1])
+    flags, checked = [], frame.select(*vocabularies)
+    for column, (what, vocabulary) in vocabularies.items():
+        known = spark.createDataFrame(pd.DataFrame({column: vocabulary.ids}))
+        known = known.select(
+            F.col(column).cast(dict(frame.dtypes)[column]).alias(column), F.lit(True).alias(what)
+        )
+        checked = checked.join(F.broadcast(known), column, "left")
+        flags.append(F.count(F.when(F.col(what).isNull(), 1)).alias(what))
+    counts = checked.agg(*flags).first().asDict()
+    for what, unknown in counts.items():
+        if unknown:
+            log.warning(
+                "%s: %d rows have %s unknown to the model (fallback or no result)", task, unknown, what
+            )
+        else:
+            log.info("%s: every %s id is known to the model", task, what[:-1])
 
 
 # ---- sessions ---------------------------------------------------------------------------------------

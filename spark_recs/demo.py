@@ -23,7 +23,7 @@ from spark_recs.evaluation.metrics import next_item_metrics, next_item_targets
 from spark_recs.models.popular import Popular
 from spark_recs.progress import Steps
 from spark_recs.runtime import cached, default_tracking_uri, work_dir
-from spark_recs.tracking import tracked_run
+from spark_recs.tracking import mlflow_key, tracked_run
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
             mlflow.log_params(
                 {"data": source, "model": "Popular", "n": cfg.n, "seed": cfg.seed, "test_days": cfg.test_days}
             )
-            mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items()})
+            mlflow.log_metrics({mlflow_key(k): v for k, v in metrics.items()})
             mlflow.log_metrics(
                 {
                     "rows_in": checked.rows_in,

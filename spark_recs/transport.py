@@ -41,8 +41,11 @@ def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | Non
     ``model`` is ``algo`` loaded on the driver. On Connect a local model file is shipped as its path;
     an in-memory model or an MLflow URI is saved under ``model_dir`` first.
     """
+    local_file = isinstance(algo, TrainedModel) or (
+        isinstance(algo, (str, Path)) and not URI.match(str(algo))
+    )
     if is_connect(spark):
-        if isinstance(algo, TrainedModel) or (isinstance(algo, (str, Path)) and not URI.match(str(algo))):
+        if local_file:
             path = model_file(algo)
         else:
             data = model.payload().data
@@ -56,7 +59,8 @@ def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | Non
         stat = path.stat()
         key, location = f"{path}:{stat.st_mtime_ns}:{stat.st_size}", str(path)
         return lambda: _cached_model(key, lambda: Model.load(location, device="cpu"))
-    data = model.payload().data
+    # A saved file is broadcast as it is; only an in-memory model needs serialising.
+    data = model_file(algo).read_bytes() if local_file else model.payload().data
     key = hashlib.sha256(data).hexdigest()
     shared = spark.sparkContext.broadcast(data)
     return lambda: _cached_model(key, lambda: Payload(shared.value).restore(device="cpu"))
