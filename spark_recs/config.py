@@ -143,7 +143,48 @@ ALGORITHMS = {
     "ItemKNN": "spark_recs.models.knn:ItemKNN",
 }
 
-SCHEMAS = {"gru4rec": SCHEMA, "multieval": MULTIEVAL_SCHEMA}
+#: Every key of a Gym config (``spark-recs train`` with ``kind: gym``): the MovieLens rating Gym, PPO, baselines.
+GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+    "data": {
+        "path": ("../shared/data/ml-100k", Rule(str)),
+        "split": ("fold", Rule(str, choices=("fold", "temporal"))),
+        "fold": (1, Rule(int, 1, 5)),
+    },
+    "env": {
+        "n_envs": (16, _POSITIVE_INT),
+        "episode_length": (None, Rule(int, 1, nullable=True)),
+    },
+    "ppo": {
+        "total_timesteps": (1_000_000, _POSITIVE_INT),
+        "learning_rate": (3e-4, Rule(_NUM, 0, None)),
+        "n_steps": (512, Rule(int, 2)),
+        "batch_size": (512, Rule(int, 2)),
+        "n_epochs": (10, _POSITIVE_INT),
+        "gamma": (0.0, Rule(_NUM, 0, 1)),
+        "gae_lambda": (0.95, Rule(_NUM, 0, 1)),
+        "clip_range": (0.2, Rule(_NUM, 0, None)),
+        "ent_coef": (0.0, Rule(_NUM, 0)),
+        "vf_coef": (0.5, Rule(_NUM, 0)),
+        "max_grad_norm": (0.5, Rule(_NUM, 0)),
+        "normalize_advantage": (True, Rule(bool)),
+        "hidden": ([64, 64], Rule(list, items=_POSITIVE_INT)),
+        "seed": (42, Rule(int, 0)),
+        "threads": (1, _POSITIVE_INT),
+    },
+    "baselines": {
+        "bias_damping": (0.0, Rule(_NUM, 0)),
+        "mlp_epochs": (10, _POSITIVE_INT),
+        "mlp_learning_rate": (1e-3, Rule(_NUM, 0, None)),
+        "mlp_batch_size": (256, _POSITIVE_INT),
+    },
+    "mlflow": {
+        "experiment": ("spark_recs-gym", Rule(str)),
+        "run_name": (None, Rule(str, nullable=True)),
+        "registered_model": ("spark_recs-gym-policy", Rule(str, nullable=True)),
+    },
+}
+
+SCHEMAS = {"gru4rec": SCHEMA, "multieval": MULTIEVAL_SCHEMA, "gym": GYM_SCHEMA}
 
 
 def build_algorithms(entries: list) -> list[tuple[str, object]]:
@@ -216,9 +257,24 @@ def apply_override(config: dict, assignment: str) -> None:
     config.setdefault(section, {})[key] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), schema: str = "gru4rec") -> dict:
-    """Defaults, updated by the YAML file at ``path`` and by ``overrides``, validated against ``schema``."""
-    config = defaults(schema)
+def config_kind(given: dict, schema: str | None = None) -> str:
+    """The schema of a parsed YAML config: its top-level ``kind`` (default ``gru4rec``), checked against ``schema``."""
+    kind = given.get("kind", schema or "gru4rec") if isinstance(given, dict) else schema or "gru4rec"
+    if kind not in SCHEMAS:
+        raise ConfigError(f"kind: {kind!r} is unknown{_closest(str(kind), list(SCHEMAS))}")
+    if schema is not None and kind != schema:
+        raise ConfigError(f"this command needs a kind: {schema} config, the file says kind: {kind}")
+    return kind
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] = (), schema: str | None = "gru4rec"
+) -> dict:
+    """Defaults, updated by the YAML file at ``path`` and by ``overrides``, validated against ``schema``.
+
+    ``schema=None`` takes it from the file's top-level ``kind`` key (absent: ``gru4rec``, the GRU4Rec
+    README's schema). The result carries it as ``config["kind"]``.
+    """
     given: dict = {}
     if path is not None:
         path = Path(path)
@@ -227,10 +283,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), schem
         given = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
         apply_override(given, assignment)
+    schema = config_kind(given, schema)
+    given = {k: v for k, v in given.items() if k != "kind"} if isinstance(given, dict) else given
+    config = defaults(schema)
     validate_config(given, schema)
     for section, values in given.items():
         if section == "algorithms":
             config[section] = values
         else:
             config[section].update(values)
+    config["kind"] = schema
     return config

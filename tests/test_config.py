@@ -81,3 +81,16 @@ def test_bad_algorithm_entries_name_the_entry(tmp_path, algorithms, message):
     path.write_text(yaml.safe_dump({"algorithms": algorithms}))
     with pytest.raises(ConfigError, match=message):
         load_config(path, schema="multieval")
+
+
+def test_kind_picks_the_schema_and_mismatches_are_named(tmp_path):
+    path = tmp_path / "me.yaml"
+    path.write_text("kind: multieval\nsplit:\n  partitions: 3\n")
+    config = load_config(path, schema=None)
+    assert config["kind"] == "multieval" and config["split"]["partitions"] == 3
+    assert load_config(CONF / "example.yaml", schema=None)["kind"] == "gru4rec"  # no kind: the README schema
+    with pytest.raises(ConfigError, match="needs a kind: gru4rec config, the file says kind: multieval"):
+        load_config(path)
+    path.write_text("kind: multieva\n")
+    with pytest.raises(ConfigError, match="kind: 'multieva' is unknown; did you mean 'multieval'"):
+        load_config(path, schema=None)

@@ -203,6 +203,34 @@ def test_group_cols_runs_and_partitions(any_spark):
         assert got["nrecs"].tolist() == [1, 1, 0, 1]
 
 
+def test_metrics_on_empty_lists(any_spark):
+    """An empty recommendation list scores 0 (never NaN, never dropped); no test items gives recall NaN."""
+    no_recs = pd.DataFrame({"item": pd.Series([], dtype="int64"), "rank": pd.Series([], dtype="int64")})
+    for function, name in accuracy._FUNCTIONS.items():
+        assert function(no_recs, WORKED_TRUTH, 10) == 0.0, name
+        assert function(no_recs, WORKED_TRUTH) == 0.0, name
+    assert math.isnan(accuracy.recall(WORKED_RECS, WORKED_TRUTH.iloc[:0], 5))
+    analysis = RecListAnalysis()
+    for kind in ("precision", "recall", "ndcg", "recip_rank", "hit"):
+        analysis.add_metric(kind, k=5)
+    empty = pd.DataFrame({"user": [1], "item": [0], "rank": [1]}).iloc[:0]
+    for engine in _engines(any_spark):
+        if engine is None:
+            out = analysis.compute(empty, WORKED_TRUTH)
+        else:
+            schema = "user long, item long, rank long"
+            out = analysis.compute(
+                engine.createDataFrame(empty, schema), engine.createDataFrame(WORKED_TRUTH)
+            )
+            out = out.toPandas()
+        assert out["user"].tolist() == [1] and out["nrecs"].tolist() == [0] and out["ntruth"].tolist() == [2]
+        assert (out[analysis.metric_names] == 0.0).all(axis=None)
+    assert all(
+        math.isnan(v) for v in analysis.summary(analysis.compute(empty, WORKED_TRUTH.iloc[:0])).values()
+    )
+    assert math.isnan(rmse(np.array([]), np.array([]))) and math.isnan(mae(np.array([]), np.array([])))
+
+
 def test_add_metric_validation():
     analysis = RecListAnalysis().add_metric("ndcg", k=5)
     with pytest.raises(ValueError, match="already exists"):
