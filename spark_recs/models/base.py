@@ -21,6 +21,7 @@ import importlib
 import inspect
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from .topn import recommend_frame
 from .vocabulary import Vocabulary
 
 MODEL_FORMAT = "spark_recs.model/1"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -179,12 +182,13 @@ class Recommender(Model):
     # ---- fitting ------------------------------------------------------------------------------------
 
     def _index_ratings(
-        self, ratings, *, need_rating: bool = False
+        self, ratings, *, need_rating: bool = False, items: Vocabulary | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Set vocabularies and the rated-items CSR from ``ratings``; return user and item indices and ratings.
 
         ``ratings``: pandas or Spark DataFrame with ``user``, ``item`` (and ``rating`` when
-        ``need_rating``; without it every rating counts as 1).
+        ``need_rating``; without it every rating counts as 1). ``items``: a fixed item vocabulary (e.g. the
+        items that have an embedding); rows with other items are left out and counted in the log.
         """
         columns = [self.user_key, self.item_key]
         if need_rating or (self.rating_key in ratings.columns):
@@ -204,8 +208,17 @@ class Recommender(Model):
                     f"column {column!r} has {nulls} missing values: validate the ratings first "
                     "(spark_recs.data.schema.validate keeps them in its rejected output)"
                 )
+        if items is not None:
+            known = items.indices(frame[self.item_key].to_numpy()) >= 0
+            if not known.all():
+                log.info(
+                    "%d of %d rows have items outside the item vocabulary: left out",
+                    (~known).sum(),
+                    len(known),
+                )
+            frame = frame[known]
         self.user_vocab = Vocabulary.fit(frame[self.user_key])
-        self.item_vocab = Vocabulary.fit(frame[self.item_key])
+        self.item_vocab = items if items is not None else Vocabulary.fit(frame[self.item_key])
         users = self.user_vocab.indices(frame[self.user_key].to_numpy())
         items = self.item_vocab.indices(frame[self.item_key].to_numpy())
         pairs = np.unique(users * len(self.item_vocab) + items)

@@ -1,0 +1,520 @@
+"""recnn's off-policy updates (DDPG, TD3, BCQ, REINFORCE with the top-K off-policy correction) as update
+functions and :class:`Algo` wrappers, with recnn 0.1's defaults and its bugs fixed.
+
+An update function takes ``(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1)`` and
+returns its losses as floats plus ``step``. ``batch`` is a dict of tensors: ``state (B, S)``,
+``action (B, A)`` (the logged item's embedding), ``reward (B,)``, ``next_state (B, S)``, ``done (B,)`` 0/1
+and, for REINFORCE, ``item (B,)`` (the logged item's dense index); it is moved to the networks' device.
+``learn=False`` computes the losses and changes no weight (test mode). Every random draw (dropout masks,
+target-policy noise, VAE latents) comes from ``generator``.
+
+A wrapper holds the networks with their target copies, the optimisers, ``params`` (recnn's defaults,
+overridden by keyword arguments), the step counter, a seeded generator and an :class:`MLflowWriter`::
+
+    ddpg = DDPG(Actor(1290, 128, 256), Critic(1290, 128, 256), seed=0).to("cuda")
+    for batch in batches:
+        losses = ddpg.update(batch)  # {"value": ..., "policy": ..., "step": ...}
+        ddpg.step()
+
+Optimisers are RAdam with decoupled weight decay 1e-2 at recnn's learning rates (recnn used Ranger, i.e.
+RAdam with Lookahead and the same decoupled decay, from the ``torch_optimizer`` package); replace them in
+``.optimizers`` if needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Callable, Mapping
+from typing import ClassVar
+
+import mlflow
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAX_GRAD_NORM = 1.0
+WEIGHT_DECAY = 1e-2
+CORRECTIONS = ("none", "importance", "topk")
+_TRANSITION = ("state", "action", "reward", "next_state", "done")
+_COLUMNS = ("reward", "done", "item")
+
+
+def soft_update(net: nn.Module, target_net: nn.Module, soft_tau: float) -> None:
+    """Move ``target_net`` towards ``net``: ``target = (1 - soft_tau) * target + soft_tau * net``."""
+    with torch.no_grad():
+        for target, online in zip(target_net.parameters(), net.parameters(), strict=True):
+            target.lerp_(online, soft_tau)
+
+
+def _batch(batch: Mapping[str, torch.Tensor], keys: tuple[str, ...], net: nn.Module) -> list[torch.Tensor]:
+    """``batch[key]`` for each key on ``net``'s device and dtype (``item`` as int64), checked; reward and
+    done become ``(B, 1)`` columns."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"batch must be a dict of tensors with keys {list(keys)}, got {type(batch).__name__}")
+    missing = [key for key in keys if key not in batch]
+    if missing:
+        raise KeyError(f"batch lacks {missing} (it has {sorted(batch)}); this update needs {list(keys)}")
+    weight = next(net.parameters())
+    rows = len(batch[keys[0]])
+    tensors = []
+    for key in keys:
+        value = torch.as_tensor(batch[key])
+        shape = "(B,)" if key in _COLUMNS else "(B, features)"
+        if value.dim() != (1 if key in _COLUMNS else 2) or len(value) != rows:
+            raise ValueError(
+                f"batch[{key!r}] has shape {tuple(value.shape)}, expected {shape} with B = {rows} rows "
+                f"(as batch[{keys[0]!r}]): one row per transition"
+            )
+        if key == "item":
+            if value.is_floating_point() or value.dtype == torch.bool:
+                raise TypeError(
+                    f"batch['item'] holds {value.dtype}; it must be integer item indices (.long())"
+                )
+            tensors.append(value.to(weight.device, torch.long))
+        else:
+            value = value.to(weight.device, weight.dtype)
+            tensors.append(value.unsqueeze(1) if key in _COLUMNS else value)
+    return tensors
+
+
+def _td_target(reward, done, gamma, next_value):
+    return reward + (1.0 - done) * gamma * next_value
+
+
+def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _descend_clipped(optimizer: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
+    """An actor step with the gradient norm clipped to ``MAX_GRAD_NORM``.
+
+    recnn called ``clip_grad_norm_(params, -1, 1)``: with a negative max norm the clip coefficient is
+    negative and multiplies the gradient, so the step went uphill on ``-Q``: the actor minimised Q.
+    """
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), MAX_GRAD_NORM)
+    optimizer.step()
+
+
+def _critic_losses(nets, names, state, action, expected, generator) -> list[torch.Tensor]:
+    return [F.mse_loss(nets[name](state, action, generator=generator), expected) for name in names]
+
+
+def ddpg_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
+    """DDPG: the critic regresses on ``clamp(r + gamma (1 - done) Q'(s', pi'(s')), min_value, max_value)``
+    from the target networks; every ``policy_step`` steps the actor ascends ``Q(s, pi(s))`` and both target
+    networks move ``soft_tau`` towards the online ones. Returns ``{"value", "policy", "step"}``."""
+    state, action, reward, next_state, done = _batch(batch, _TRANSITION, nets["value_net"])
+    with torch.no_grad():
+        next_action = nets["target_policy_net"](next_state, generator=generator)
+        next_value = nets["target_value_net"](next_state, next_action, generator=generator)
+        expected = _td_target(reward, done, params["gamma"], next_value)
+        expected = expected.clamp(params["min_value"], params["max_value"])
+    with torch.set_grad_enabled(learn):
+        (value_loss,) = _critic_losses(nets, ["value_net"], state, action, expected, generator)
+    if learn:
+        _descend(optimizer["value_optimizer"], value_loss)
+
+    update_policy = learn and step % params["policy_step"] == 0
+    with torch.set_grad_enabled(update_policy):
+        gen_action = nets["policy_net"](state, generator=generator)
+        policy_loss = -nets["value_net"](state, gen_action, generator=generator).mean()
+    if update_policy:
+        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
+        soft_update(nets["value_net"], nets["target_value_net"], params["soft_tau"])
+        soft_update(nets["policy_net"], nets["target_policy_net"], params["soft_tau"])
+    return {"value": value_loss.item(), "policy": policy_loss.item(), "step": step}
+
+
+def td3_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
+    """TD3: both critics regress on ``r + gamma (1 - done) min(Q1', Q2')(s', pi'(s') + clip(noise))`` with
+    Gaussian noise (``noise_std``, clipped to ``noise_clip``); every ``policy_update`` steps the actor
+    ascends ``Q1(s, pi(s))`` and the three target networks move ``soft_tau`` towards the online ones.
+    Returns ``{"value1", "value2", "policy", "step"}``."""
+    state, action, reward, next_state, done = _batch(batch, _TRANSITION, nets["value_net1"])
+    with torch.no_grad():
+        next_action = nets["target_policy_net"](next_state, generator=generator)
+        noise = torch.randn(
+            next_action.shape, generator=generator, device=next_action.device, dtype=next_action.dtype
+        )
+        noise = (noise * params["noise_std"]).clamp(-params["noise_clip"], params["noise_clip"])
+        next_action = next_action + noise
+        next_value = torch.min(
+            nets["target_value_net1"](next_state, next_action, generator=generator),
+            nets["target_value_net2"](next_state, next_action, generator=generator),
+        )
+        expected = _td_target(reward, done, params["gamma"], next_value)
+    with torch.set_grad_enabled(learn):
+        value_loss1, value_loss2 = _critic_losses(
+            nets, ["value_net1", "value_net2"], state, action, expected, generator
+        )
+    if learn:
+        _descend(optimizer["value_optimizer1"], value_loss1)
+        _descend(optimizer["value_optimizer2"], value_loss2)
+
+    update_policy = learn and step % params["policy_update"] == 0
+    with torch.set_grad_enabled(update_policy):
+        gen_action = nets["policy_net"](state, generator=generator)
+        policy_loss = -nets["value_net1"](state, gen_action, generator=generator).mean()
+    if update_policy:
+        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
+        soft_update(nets["value_net1"], nets["target_value_net1"], params["soft_tau"])
+        soft_update(nets["value_net2"], nets["target_value_net2"], params["soft_tau"])
+        # recnn never updated the target policy, so its TD targets used the initial actor forever.
+        soft_update(nets["policy_net"], nets["target_policy_net"], params["soft_tau"])
+    return {
+        "value1": value_loss1.item(),
+        "value2": value_loss2.item(),
+        "policy": policy_loss.item(),
+        "step": step,
+    }
+
+
+def bcq_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
+    """Batch-constrained Q-learning (Fujimoto et al. 2019).
+
+    The generator (a conditional VAE) learns the logged actions: ``mse(recon, action) + 0.5 * KL``. Both
+    critics regress on ``r + gamma (1 - done) max_j [0.75 min(Q1', Q2') + 0.25 max(Q1', Q2')](s', a_j)``
+    over ``n_generator_samples`` generated actions ``a_j`` perturbed by the target perturbator. Every
+    ``perturbator_step`` steps the perturbator ascends ``Q1(s, perturbed generated action)``; the target
+    critics and target perturbator move ``soft_tau`` every learning step.
+    Returns ``{"generator", "value1", "value2", "perturbator", "step"}``.
+
+    Fixed from recnn: it called ``torch.functional.mse_loss`` (no such function: the update raised), read
+    the first target critic twice instead of taking the min/max of the two, and backpropagated the first
+    critic's loss only, so the second critic (and its target) never trained.
+    """
+    state, action, reward, next_state, done = _batch(batch, _TRANSITION, nets["value_net1"])
+    generator_net = nets["generator_net"]
+    with torch.set_grad_enabled(learn):
+        recon, mean, std = generator_net(state, action, generator=generator)
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+        generator_loss = F.mse_loss(recon, action) + 0.5 * kl
+    if learn:
+        _descend(optimizer["generator_optimizer"], generator_loss)
+
+    with torch.no_grad():
+        samples = params["n_generator_samples"]
+        repeated = next_state.repeat_interleave(samples, 0)
+        sampled = generator_net.decode(repeated, generator=generator)
+        candidates = nets["target_perturbator_net"](repeated, sampled, generator=generator)
+        q1 = nets["target_value_net1"](repeated, candidates, generator=generator)
+        q2 = nets["target_value_net2"](repeated, candidates, generator=generator)
+        next_value = 0.75 * torch.min(q1, q2) + 0.25 * torch.max(q1, q2)
+        next_value = next_value.view(-1, samples).max(1).values.unsqueeze(1)
+        expected = _td_target(reward, done, params["gamma"], next_value)
+    with torch.set_grad_enabled(learn):
+        value_loss1, value_loss2 = _critic_losses(
+            nets, ["value_net1", "value_net2"], state, action, expected, generator
+        )
+    if learn:
+        _descend(optimizer["value_optimizer1"], value_loss1)
+        _descend(optimizer["value_optimizer2"], value_loss2)
+
+    with torch.no_grad():
+        sampled = generator_net.decode(state, generator=generator)
+    update_perturbator = learn and step % params["perturbator_step"] == 0
+    with torch.set_grad_enabled(update_perturbator):
+        perturbed = nets["perturbator_net"](state, sampled, generator=generator)
+        perturbator_loss = -nets["value_net1"](state, perturbed, generator=generator).mean()
+    if update_perturbator:
+        _descend_clipped(optimizer["perturbator_optimizer"], perturbator_loss, nets["perturbator_net"])
+    if learn:
+        soft_update(nets["value_net1"], nets["target_value_net1"], params["soft_tau"])
+        soft_update(nets["value_net2"], nets["target_value_net2"], params["soft_tau"])
+        soft_update(nets["perturbator_net"], nets["target_perturbator_net"], params["soft_tau"])
+    return {
+        "generator": generator_loss.item(),
+        "value1": value_loss1.item(),
+        "value2": value_loss2.item(),
+        "perturbator": perturbator_loss.item(),
+        "step": step,
+    }
+
+
+def correction_weight(pi_log_prob, beta_log_prob, correction: str, K: int) -> torch.Tensor:
+    """The off-policy weight of each logged item (Chen et al. 2019, "Top-K Off-Policy Correction for a
+    REINFORCE Recommender System"): ``"none"`` 1, ``"importance"`` ``pi / beta``, ``"topk"``
+    ``pi / beta * K (1 - pi)^(K - 1)``. A constant weight: it carries no gradient."""
+    pi_log_prob, beta_log_prob = pi_log_prob.detach(), beta_log_prob.detach()
+    if correction == "none":
+        return torch.ones_like(pi_log_prob)
+    weight = torch.exp(pi_log_prob - beta_log_prob)
+    if correction == "importance":
+        return weight
+    if correction == "topk":
+        return weight * K * (1 - pi_log_prob.exp()) ** (K - 1)
+    raise ValueError(f"params['correction'] is {correction!r}; use one of {list(CORRECTIONS)}")
+
+
+def reinforce_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
+    """REINFORCE on the logged items with an off-policy correction.
+
+    The behaviour policy ``beta_net`` learns the logged items by cross-entropy, ``-mean log beta(a|s)``;
+    the policy minimises ``-mean(w * r * log pi(a|s))`` with ``a`` the logged item (``batch["item"]``),
+    ``r`` the logged reward (a one-step return: a batch's transitions are not ordered episodes) and ``w``
+    :func:`correction_weight` (``params["correction"]``, ``params["K"]``).
+    Both networks are :class:`~spark_recs.rl.nets.DiscreteActor` (or anything with ``log_probs``).
+    ``generator`` is unused (nothing is sampled). Returns ``{"policy", "beta", "step"}``.
+
+    Fixed from recnn: its behaviour network ended in a softmax and was trained with ``CrossEntropyLoss``
+    (a second softmax); its policy weighted log-probabilities by the critic's value of the policy's own
+    output instead of the logged reward; it sampled the actions whose probabilities it corrected instead of
+    using the logged ones; and its weights carried gradient.
+    """
+    state, reward, item = _batch(batch, ("state", "reward", "item"), nets["policy_net"])
+    taken = item.unsqueeze(1)
+    with torch.set_grad_enabled(learn):
+        pi_log_probs = nets["policy_net"].log_probs(state)
+        n_items = pi_log_probs.shape[1]
+        if len(item) and (item.min() < 0 or item.max() >= n_items):
+            raise ValueError(
+                f"batch['item'] holds indices outside [0, {n_items}) (the policy's item count): "
+                "pass dense item indices"
+            )
+        pi_log_prob = pi_log_probs.gather(1, taken).squeeze(1)
+        beta_log_prob = nets["beta_net"].log_probs(state).gather(1, taken).squeeze(1)
+        beta_loss = -beta_log_prob.mean()
+        weight = correction_weight(pi_log_prob, beta_log_prob, params["correction"], params["K"])
+        policy_loss = -(weight * reward.squeeze(1) * pi_log_prob).mean()
+    if learn:
+        _descend(optimizer["beta_optimizer"], beta_loss)
+        _descend(optimizer["policy_optimizer"], policy_loss)
+    return {"policy": policy_loss.item(), "beta": beta_loss.item(), "step": step}
+
+
+class MLflowWriter:
+    """Sends an Algo's losses to the active MLflow run as ``train/<loss>`` and ``test/<loss>`` metrics at
+    their step: training losses every ``every`` steps, test losses at every call. Without an active run it
+    does nothing."""
+
+    def __init__(self, every: int = 100):
+        if every < 1:
+            raise ValueError(f"every must be >= 1 (log every that many training steps), got {every}")
+        self.every = every
+
+    def write(self, losses: Mapping[str, float], kind: str, step: int) -> None:
+        if kind == "train" and step % self.every:
+            return
+        if mlflow.active_run() is None:
+            return
+        mlflow.log_metrics(
+            {f"{kind}/{key}": float(v) for key, v in losses.items() if key != "step"}, step=step
+        )
+
+
+def _device(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def _target(net: nn.Module) -> nn.Module:
+    """A frozen copy of ``net`` in eval mode (no dropout), moved only by :func:`soft_update`."""
+    return copy.deepcopy(net).eval().requires_grad_(False)
+
+
+class Algo:
+    """An update function with its state: ``nets``, ``optimizers``, ``params``, the step counter ``_step``
+    (advanced by :meth:`step`), a ``generator`` seeded with ``seed`` and a ``writer`` (:class:`MLflowWriter`;
+    anything with ``write(losses, kind, step)``). ``loss_layout`` lists the loss keys per mode, as recnn."""
+
+    defaults: ClassVar[dict[str, object]]
+    loss_keys: ClassVar[tuple[str, ...]]
+    update_function: ClassVar[Callable[..., dict]]
+
+    def __init__(self, params: Mapping[str, object], seed: int, device: torch.device):
+        for name in params:
+            if name not in self.defaults:
+                close = difflib.get_close_matches(name, list(self.defaults), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}{hint}; valid: {sorted(self.defaults)}"
+                )
+        self.params = {**self.defaults, **params}
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.writer = MLflowWriter()
+        self.loss_layout = {
+            kind: {key: [] for key in (*self.loss_keys, "step")} for kind in ("train", "test")
+        }
+        self._step = 0
+
+    def _optimizer(self, net: nn.Module, lr_param: str) -> torch.optim.Optimizer:
+        # foreach: PyTorch's default on CPU is the per-tensor loop, 6x slower for RAdam at recnn's sizes.
+        return torch.optim.RAdam(
+            net.parameters(),
+            lr=self.params[lr_param],
+            weight_decay=WEIGHT_DECAY,
+            decoupled_weight_decay=True,
+            foreach=True,
+        )
+
+    def update(self, batch: Mapping[str, torch.Tensor], learn: bool = True) -> dict:
+        """One update on ``batch`` at the current step; returns the losses. ``learn=False`` only computes
+        them (test mode) and restores the generator afterwards, so test calls leave training unchanged."""
+        saved = None if learn else self.generator.get_state()
+        losses = self.update_function(
+            batch,
+            self.params,
+            self.nets,
+            self.optimizers,
+            generator=self.generator,
+            learn=learn,
+            step=self._step,
+        )
+        if saved is not None:
+            self.generator.set_state(saved)
+        self.writer.write(losses, "train" if learn else "test", self._step)
+        return losses
+
+    def step(self) -> None:
+        self._step += 1
+
+    def to(self, device: torch.device | str) -> Algo:
+        """Move the networks (before training: optimiser state is not moved) and the generator, reseeded
+        from a draw of the current one when its device changes."""
+        self.nets = {name: net.to(device) for name, net in self.nets.items()}
+        device = _device(next(iter(self.nets.values())))
+        if device != self.generator.device:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator, device=self.generator.device))
+            self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.device = device
+        return self
+
+
+class DDPG(Algo):
+    """:func:`ddpg_update` on ``policy_net`` (an :class:`~spark_recs.rl.nets.Actor`) and ``value_net`` (a
+    :class:`~spark_recs.rl.nets.Critic`) with recnn's defaults."""
+
+    defaults: ClassVar[dict[str, object]] = {
+        "gamma": 0.99,
+        "min_value": -10,
+        "max_value": 10,
+        "policy_step": 3,
+        "soft_tau": 1e-3,
+        "policy_lr": 1e-5,
+        "value_lr": 1e-5,
+    }
+    loss_keys = ("value", "policy")
+    update_function = staticmethod(ddpg_update)
+
+    def __init__(self, policy_net: nn.Module, value_net: nn.Module, *, seed: int = 0, **params):
+        super().__init__(params, seed, _device(policy_net))
+        self.nets = {
+            "value_net": value_net,
+            "target_value_net": _target(value_net),
+            "policy_net": policy_net,
+            "target_policy_net": _target(policy_net),
+        }
+        self.optimizers = {
+            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
+            "value_optimizer": self._optimizer(value_net, "value_lr"),
+        }
+
+
+class TD3(Algo):
+    """:func:`td3_update` on an actor and two critics with recnn's defaults."""
+
+    defaults: ClassVar[dict[str, object]] = {
+        "gamma": 0.99,
+        "noise_std": 0.5,
+        "noise_clip": 3,
+        "soft_tau": 1e-3,
+        "policy_update": 10,
+        "policy_lr": 1e-5,
+        "value_lr": 1e-5,
+    }
+    loss_keys = ("value1", "value2", "policy")
+    update_function = staticmethod(td3_update)
+
+    def __init__(
+        self, policy_net: nn.Module, value_net1: nn.Module, value_net2: nn.Module, *, seed: int = 0, **params
+    ):
+        super().__init__(params, seed, _device(policy_net))
+        self.nets = {
+            "value_net1": value_net1,
+            "target_value_net1": _target(value_net1),
+            "value_net2": value_net2,
+            "target_value_net2": _target(value_net2),
+            "policy_net": policy_net,
+            "target_policy_net": _target(policy_net),
+        }
+        self.optimizers = {
+            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
+            "value_optimizer1": self._optimizer(value_net1, "value_lr"),
+            "value_optimizer2": self._optimizer(value_net2, "value_lr"),
+        }
+
+
+class BCQ(Algo):
+    """:func:`bcq_update` on a :class:`~spark_recs.rl.nets.bcqGenerator`, a
+    :class:`~spark_recs.rl.nets.bcqPerturbator` and two critics with recnn's defaults."""
+
+    defaults: ClassVar[dict[str, object]] = {
+        "gamma": 0.99,
+        "soft_tau": 1e-3,
+        "n_generator_samples": 10,
+        "perturbator_step": 30,
+        "perturbator_lr": 1e-5,
+        "value_lr": 1e-5,
+        "generator_lr": 1e-3,
+    }
+    loss_keys = ("generator", "value1", "value2", "perturbator")
+    update_function = staticmethod(bcq_update)
+
+    def __init__(
+        self,
+        generator_net: nn.Module,
+        perturbator_net: nn.Module,
+        value_net1: nn.Module,
+        value_net2: nn.Module,
+        *,
+        seed: int = 0,
+        **params,
+    ):
+        super().__init__(params, seed, _device(perturbator_net))
+        self.nets = {
+            "generator_net": generator_net,
+            "perturbator_net": perturbator_net,
+            "target_perturbator_net": _target(perturbator_net),
+            "value_net1": value_net1,
+            "target_value_net1": _target(value_net1),
+            "value_net2": value_net2,
+            "target_value_net2": _target(value_net2),
+        }
+        self.optimizers = {
+            "generator_optimizer": self._optimizer(generator_net, "generator_lr"),
+            "perturbator_optimizer": self._optimizer(perturbator_net, "perturbator_lr"),
+            "value_optimizer1": self._optimizer(value_net1, "value_lr"),
+            "value_optimizer2": self._optimizer(value_net2, "value_lr"),
+        }
+
+
+class Reinforce(Algo):
+    """:func:`reinforce_update` on a policy and a behaviour policy (both
+    :class:`~spark_recs.rl.nets.DiscreteActor` over the same items). The top-K correction is the default
+    (recnn defaulted to plain REINFORCE and switched to top-K in its example), with recnn's ``K = 10``."""
+
+    defaults: ClassVar[dict[str, object]] = {
+        "K": 10,
+        "correction": "topk",
+        "policy_lr": 1e-5,
+        "beta_lr": 1e-5,
+    }
+    loss_keys = ("policy", "beta")
+    update_function = staticmethod(reinforce_update)
+
+    def __init__(self, policy_net: nn.Module, beta_net: nn.Module, *, seed: int = 0, **params):
+        super().__init__(params, seed, _device(policy_net))
+        if self.params["correction"] not in CORRECTIONS:
+            raise ValueError(f"correction is {self.params['correction']!r}; use one of {list(CORRECTIONS)}")
+        self.nets = {"policy_net": policy_net, "beta_net": beta_net}
+        self.optimizers = {
+            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
+            "beta_optimizer": self._optimizer(beta_net, "beta_lr"),
+        }

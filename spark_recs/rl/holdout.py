@@ -1,0 +1,136 @@
+"""Next-item evaluation on a per-user temporal holdout, the same for RL actors and their baselines.
+
+Per user (time order, ties by item): the last rating is the test target, the one before it the
+validation target, the rest training data (:func:`spark_recs.data.split.temporal_holdout`). Every model
+ranks the whole catalogue (the items of the training rows) for each test user after seeing the user's
+prefix (training rows + the validation row); the prefix's items are excluded. The rank of the target is
+exact: 1 + the candidates scoring above it + those tied with it at a lower index (the order
+:func:`~spark_recs.models.topn.top_k` lists them in), so HR@k, nDCG@k and MRR need no list cut-off.
+A target the catalogue does not hold is a miss for every model (counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spark_recs.models.topn import top_k
+from spark_recs.models.vocabulary import Vocabulary
+
+
+@dataclass
+class NextItemHoldout:
+    """Training rows, and per test user the prefix and target in one catalogue index space."""
+
+    train: pd.DataFrame  # user, item, rating, timestamp
+    catalogue: Vocabulary  # the items of ``train``
+    users: np.ndarray  # raw ids of the test users
+    prefixes: list[np.ndarray]  # per test user: catalogue indices of train + validation rows, time order
+    prefix_ratings: list[np.ndarray]
+    targets: np.ndarray  # catalogue index of each test item, -1 when the catalogue lacks it
+
+    @property
+    def prefix_frame(self) -> pd.DataFrame:
+        """The prefixes as ``user, item, rating, position`` rows (raw ids)."""
+        lengths = [len(p) for p in self.prefixes]
+        return pd.DataFrame(
+            {
+                "user": np.repeat(self.users, lengths),
+                "item": self.catalogue.ids[np.concatenate(self.prefixes)],
+                "rating": np.concatenate(self.prefix_ratings),
+                "position": np.concatenate([np.arange(n) for n in lengths]),
+            }
+        )
+
+
+def next_item_holdout(ratings, *, min_rows: int = 3) -> NextItemHoldout:
+    """Split ``ratings`` (Spark DataFrame ``user, item, rating, timestamp``) per user by time.
+
+    Users with fewer than ``min_rows`` ratings stay wholly in training and are not test users.
+    """
+    from spark_recs.data.split import temporal_holdout
+
+    train, valid, test = (part.toPandas() for part in temporal_holdout(ratings, min_rows=min_rows))
+    catalogue = Vocabulary.fit(train["item"])
+    history = pd.concat([train, valid]).sort_values(["user", "timestamp", "item"], kind="stable")
+    test = test.sort_values("user")
+    by_user = {u: rows for u, rows in history.groupby("user", sort=False)}
+    prefixes, prefix_ratings = [], []
+    for user in test["user"]:
+        rows = by_user[user]
+        known = catalogue.indices(rows["item"].to_numpy())
+        prefixes.append(known[known >= 0])
+        prefix_ratings.append(rows["rating"].to_numpy(dtype=np.float32)[known >= 0])
+    return NextItemHoldout(
+        train=train.reset_index(drop=True),
+        catalogue=catalogue,
+        users=test["user"].to_numpy(),
+        prefixes=prefixes,
+        prefix_ratings=prefix_ratings,
+        targets=catalogue.indices(test["item"].to_numpy()),
+    )
+
+
+def seen_mask(holdout: NextItemHoldout) -> torch.Tensor:
+    """``(test users, catalogue)`` True where the item is in the user's prefix."""
+    mask = torch.zeros(len(holdout.users), len(holdout.catalogue), dtype=torch.bool)
+    rows = np.repeat(np.arange(len(holdout.users)), [len(p) for p in holdout.prefixes])
+    mask[torch.from_numpy(rows), torch.from_numpy(np.concatenate(holdout.prefixes))] = True
+    return mask
+
+
+def in_catalogue(scores: torch.Tensor, model_items: Vocabulary, holdout: NextItemHoldout) -> torch.Tensor:
+    """A model's ``(users, its items)`` scores laid out over the holdout's catalogue (NaN where it has none)."""
+    out = torch.full((scores.shape[0], len(holdout.catalogue)), float("nan"), dtype=torch.float32)
+    where = holdout.catalogue.indices(model_items.ids)
+    known = torch.from_numpy(where >= 0)
+    out[:, torch.from_numpy(where[where >= 0])] = scores[:, known].float()
+    return out
+
+
+def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10) -> dict[str, float]:
+    """HR@k, nDCG@k, MRR (full ranking) and catalogue coverage@k of ``(test users, catalogue)`` scores.
+
+    NaN scores and the users' prefix items are never recommended.
+    """
+    scores = scores.clone().float()
+    scores[seen_mask(holdout) | scores.isnan()] = float("-inf")
+    n_users, n_items = scores.shape
+    targets = torch.from_numpy(holdout.targets)
+    known = targets >= 0
+    target_scores = torch.full((n_users,), float("-inf"))
+    target_scores[known] = scores[known.nonzero().flatten(), targets[known]]
+    above = (scores > target_scores[:, None]).sum(dim=1)
+    lower_index = torch.arange(n_items)[None, :] < targets[:, None]
+    tied_before = ((scores == target_scores[:, None]) & lower_index).sum(dim=1)
+    rank = (1 + above + tied_before).double()
+    hit = known & torch.isfinite(target_scores) & (rank <= k)
+    recip = torch.where(known & torch.isfinite(target_scores), 1.0 / rank, 0.0)
+    best, values = top_k(scores, k)
+    listed = best[torch.isfinite(values)]
+    return {
+        f"hr@{k}": float(hit.double().mean()),
+        f"ndcg@{k}": float(torch.where(hit, 1.0 / torch.log2(rank + 1), 0.0).mean()),
+        "mrr": float(recip.mean()),
+        f"coverage@{k}": len(torch.unique(listed)) / n_items,
+        "users": n_users,
+        "unknown_targets": int((~known).sum()),
+    }
+
+
+def user_model_scores(model, holdout: NextItemHoldout) -> torch.Tensor:
+    """Scores of a fitted user model (:class:`~spark_recs.models.base.Recommender`) for the test users."""
+    scores = model.score_users(model.user_vocab.indices(holdout.users))
+    return in_catalogue(scores, model.item_vocab, holdout)
+
+
+def session_model_scores(model, holdout: NextItemHoldout) -> torch.Tensor:
+    """Scores of a fitted session model (e.g. GRU4Rec) after each test user's prefix, read as a session."""
+    sessions = []
+    for prefix in holdout.prefixes:
+        indices = model.item_vocab.indices(holdout.catalogue.ids[prefix])
+        sessions.append(indices[indices >= 0])
+    return in_catalogue(model.score_sessions(sessions), model.item_vocab, holdout)

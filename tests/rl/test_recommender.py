@@ -1,0 +1,113 @@
+"""ActorRecommender: a trained policy scored by hand, saved and loaded, and served through batch.recommend."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from spark_recs import batch
+from spark_recs.models.base import Model
+from spark_recs.models.topn import recommend_frame
+from spark_recs.rl.embeddings import ItemEmbeddings
+from spark_recs.rl.nets import Actor, DiscreteActor, bcqGenerator, bcqPerturbator
+from spark_recs.rl.recommender import ActorRecommender
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# Items 10..50 are rows 0..4.
+EMBEDDINGS = ItemEmbeddings([30, 10, 50, 20, 40], [[1, 1], [1, 0], [0, 3], [0, 1], [2, -1]])
+VECTORS = {10: [1, 0], 20: [0, 1], 30: [1, 1], 40: [2, -1], 50: [0, 3]}
+RATINGS = pd.DataFrame(
+    [
+        (7, 40, 5.0, 5),
+        (3, 10, 3.5, 100),
+        (7, 30, 4.0, 1),
+        (9, 50, 5.0, 1),
+        (7, 20, 2.0, 5),
+        (3, 20, 0.5, 50),
+        (7, 50, 3.0, 12),
+        (3, 30, 4.5, 70),
+        (7, 10, 1.0, 9),
+        (9, 10, 5.0, 2),
+        (3, 99, 5.0, 60),  # no embedding: not in any frame, never recommended
+    ],
+    columns=["user", "item", "rating", "timestamp"],
+)
+
+
+def _nets(policy: str, state_dim: int = 6, dim: int = 2) -> dict:
+    torch.manual_seed(3)
+    if policy == "actor":
+        return {"actor": Actor(state_dim, dim, 8)}
+    if policy == "discrete":
+        return {"discrete": DiscreteActor(state_dim, 5, 8, init_w=0.5)}
+    return {"generator": bcqGenerator(state_dim, dim, 3), "perturbator": bcqPerturbator(state_dim, dim, 8)}
+
+
+def test_scores_are_the_action_against_every_embedding():
+    actor = _nets("actor")["actor"]
+    model = ActorRecommender.from_policy({"actor": actor}, EMBEDDINGS, RATINGS, frame_size=2)
+    # User 3 by time: 20 (0.5), 30 (4.5), 99 (no embedding), 10 (3.5): last frame 30, 10 rated 4, 2.
+    state = torch.tensor([[*VECTORS[30], *VECTORS[10], 2 * (4.5 - 2.5), 2 * (3.5 - 2.5)]])
+    with torch.no_grad():
+        action = actor.eval()(state)[0]
+    expected = {item: float(action @ torch.tensor(v, dtype=torch.float32)) for item, v in VECTORS.items()}
+    user = model.user_vocab.indices([3])
+    scores = model.score_users(user)[0]
+    got = dict(zip(model.item_vocab.ids.tolist(), scores.tolist()))
+    assert got == pytest.approx(expected, rel=1e-6)
+    # Items 10, 20 and 30 are rated: only 40 and 50 are candidates, best first.
+    recs = model.recommend(3, 5)
+    assert sorted(recs["item"]) == [40, 50]
+    assert recs["item"].tolist() == sorted([40, 50], key=lambda i: -expected[i])
+
+
+def test_short_and_unknown_users_get_no_scores():
+    model = ActorRecommender.from_policy(_nets("actor", state_dim=9), EMBEDDINGS, RATINGS, frame_size=3)
+    scores = model.score_users(model.user_vocab.indices([9, 3, 12345]))
+    assert torch.isnan(scores[0]).all() and torch.isfinite(scores[1]).all() and torch.isnan(scores[2]).all()
+    assert model.recommend(9, 5).empty
+
+
+def test_cosine_scoring_normalises_action_and_embeddings():
+    nets = _nets("actor")
+    dot = ActorRecommender.from_policy(nets, EMBEDDINGS, RATINGS, frame_size=2)
+    cosine = ActorRecommender.from_policy(nets, EMBEDDINGS, RATINGS, frame_size=2, scoring="cosine")
+    user = dot.user_vocab.indices([3])
+    norms = EMBEDDINGS.vectors.norm(dim=1)
+    ratio = dot.score_users(user)[0] / (cosine.score_users(user)[0] * norms)
+    np.testing.assert_allclose(ratio.numpy(), ratio[0].item(), rtol=1e-5)  # |action| for every item
+
+
+@pytest.mark.parametrize("policy", ["actor", "bcq", "discrete"])
+def test_every_policy_survives_save_and_load(policy):
+    model = ActorRecommender.from_policy(_nets(policy), EMBEDDINGS, RATINGS, frame_size=2)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    loaded = Model.load(buffer)
+    assert isinstance(loaded, ActorRecommender) and loaded.policy == policy
+    users = model.user_vocab.indices([3, 7, 9])
+    torch.testing.assert_close(loaded.score_users(users), model.score_users(users), equal_nan=True)
+    assert torch.isfinite(model.score_users(users)).all()
+
+
+def test_policy_and_frame_size_must_match():
+    with pytest.raises(ValueError, match="takes 6 state values but frame_size 3 with 2-d embeddings gives 9"):
+        ActorRecommender.from_policy(_nets("actor"), EMBEDDINGS, RATINGS, frame_size=3)
+
+
+def test_batch_recommend_over_spark_equals_in_process(spark):
+    model = ActorRecommender.from_policy(_nets("actor"), EMBEDDINGS, RATINGS, frame_size=2)
+    got = batch.recommend(model, [3, 7, 9], 3, spark=spark).toPandas()
+    expected = recommend_frame(model, np.array([3, 7, 9]), 3)
+    keys = ["user", "rank"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(keys).reset_index(drop=True)[expected.columns],
+        expected.sort_values(keys).reset_index(drop=True),
+        check_dtype=False,
+        atol=1e-5,
+    )
+    assert set(got["user"]) == {3, 9}  # user 7 rated every embedded item
