@@ -151,14 +151,14 @@ GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
         "fold": (1, Rule(int, 1, 5)),
     },
     "env": {
-        "n_envs": (16, _POSITIVE_INT),
+        "n_envs": (64, _POSITIVE_INT),
         "episode_length": (None, Rule(int, 1, nullable=True)),
     },
     "ppo": {
         "total_timesteps": (1_000_000, _POSITIVE_INT),
-        "learning_rate": (3e-4, Rule(_NUM, 0, None)),
-        "n_steps": (512, Rule(int, 2)),
-        "batch_size": (512, Rule(int, 2)),
+        "learning_rate": (1e-3, Rule(_NUM, 0, None)),
+        "n_steps": (128, Rule(int, 2)),
+        "batch_size": (1024, Rule(int, 2)),
         "n_epochs": (10, _POSITIVE_INT),
         "gamma": (0.0, Rule(_NUM, 0, 1)),
         "gae_lambda": (0.95, Rule(_NUM, 0, 1)),
