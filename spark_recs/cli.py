@@ -1,92 +1,207 @@
-"""The ``spark-recs`` command."""
+"""The ``spark-recs`` command: one subcommand per step of :mod:`spark_recs.pipeline`.
+
+The same parser serves the console scripts (``spark-recs train ...`` or ``spark-recs-train ...``, the
+entry points of the Databricks bundle's wheel tasks) and the spark-submit jobs in ``jobs/``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from pathlib import Path
 
 from spark_recs.runtime import get_spark
 
+CONFIG_HELP = "YAML config (see conf/; defaults and rules: spark_recs/config.py)"
+SET_HELP = "override a config value, e.g. --set model.n_epochs=2 (repeatable; the value is YAML)"
+TRACKING_HELP = "MLflow tracking URI (default $MLFLOW_TRACKING_URI, Databricks, or sqlite in .spark_recs)"
+
+
+def _config(args: argparse.Namespace, schema: str | None, extra: list[str] = ()) -> dict:
+    from spark_recs.config import load_config
+
+    return load_config(args.config, [*extra, *args.set], schema=schema)
+
 
 def _demo(args: argparse.Namespace) -> int:
-    from spark_recs.demo import DemoConfig, run_demo, summary
+    from spark_recs.demo import summary
+    from spark_recs.pipeline import demo, override
 
-    config = DemoConfig(
-        sessions=args.sessions,
-        ratings=args.ratings,
-        test_days=args.test_days,
-        n_events=args.events,
-        n_items=args.items,
-        seed=args.seed,
+    flags = {
+        "data.sessions": args.sessions,
+        "data.ratings": args.ratings,
+        "data.test_days": args.test_days,
+        "data.n_events": args.events,
+        "data.n_items": args.items,
+        "data.seed": args.seed,
+        "mlflow.tracking_uri": args.tracking_uri,
+        "paths.output": args.output,
+    }
+    config = _config(args, "demo", [override(k, v) for k, v in flags.items() if v is not None])
+    print(summary(demo(get_spark(args.remote), config)))
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from spark_recs.pipeline import prepare
+
+    config = _config(args, "gru4rec")
+    result = prepare(get_spark(args.remote), config, args.input, args.output)
+    print(result.summary())
+    for part, table in result.tables.items():
+        print(f"  {part}: {table}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from spark_recs.pipeline import train
+
+    config = _config(args, None)
+    result = train(
+        get_spark(args.remote),
+        config,
+        args.input,
+        experiment=args.experiment,
+        register_as=args.register_as,
+        alias=args.alias,
         tracking_uri=args.tracking_uri,
-        output=args.output,
     )
-    spark = get_spark(args.remote)
-    print(summary(run_demo(spark, config)))
+    if result.evaluation is not None:
+        print(result.evaluation.round(4).to_string(index=False))
+    print(f"MLflow run {result.run_id}; model: {result.model_uri}")
+    if result.model_path:
+        print(f"model file: {result.model_path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from spark_recs.pipeline import evaluate
+
+    config = _config(args, "gru4rec")
+    result = evaluate(
+        get_spark(args.remote),
+        config,
+        args.input,
+        args.model,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri,
+        model_dir=args.model_dir,
+    )
+    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items())
+    print(f"{metrics} on {result['counts']['n_predictions']:,} next-item predictions")
+    print(f"MLflow run {result['run_id']} (experiment {args.experiment!r})")
+    return 0
+
+
+def _show(frame, output: str | None, what: str) -> None:
+    if output:
+        print(f"{what} written to {output}")
+    else:
+        print(frame.limit(20).toPandas().to_string(index=False))
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from spark_recs.pipeline import recommend
+
+    config = _config(args, "gru4rec") if args.config or args.set else None
+    recs = recommend(
+        get_spark(args.remote),
+        args.model,
+        args.input,
+        args.n,
+        output=args.output,
+        config=config,
+        every_prefix=args.every_prefix,
+        user_col=args.user_col,
+        model_dir=args.model_dir,
+        tracking_uri=args.tracking_uri,
+    )
+    _show(recs, args.output, "Recommendations")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from spark_recs.pipeline import predict
+
+    preds = predict(
+        get_spark(args.remote),
+        args.model,
+        args.input,
+        output=args.output,
+        user_col=args.user_col,
+        item_col=args.item_col,
+        model_dir=args.model_dir,
+        tracking_uri=args.tracking_uri,
+    )
+    _show(preds, args.output, "Predictions")
     return 0
 
 
 def _multieval(args: argparse.Namespace) -> int:
-    from spark_recs.config import build_algorithms, load_config
-    from spark_recs.data.io import is_table_name, read_table
-    from spark_recs.data.movielens import load_ratings
-    from spark_recs.data.schema import validate
-    from spark_recs.data.split import SampleFrac, SampleN, partition_users
-    from spark_recs.evaluation import MultiEval
+    from spark_recs.pipeline import multieval, multieval_summary
 
-    config = load_config(args.config, args.set, schema="multieval")
-    algorithms = build_algorithms(config["algorithms"])
-    spark = get_spark(args.remote)
-    source, split, evaluation = config["data"]["ratings"], config["split"], config["evaluation"]
-    if not is_table_name(source) and Path(source).is_dir():
-        checked = load_ratings(spark, source)
-    else:
-        checked = validate(read_table(spark, source), ["user", "item"], "timestamp", rating_column="rating")
-    print(checked.summary())
-    holdout = (
-        SampleFrac(split["holdout_fraction"])
-        if split["holdout_fraction"] is not None
-        else SampleN(split["holdout"])
-    )
-    folds = list(partition_users(checked.accepted, split["partitions"], holdout, seed=split["seed"]))
-    evaluator = MultiEval(
-        evaluation["path"],
-        predict=evaluation["predict"],
-        recommend=evaluation["recommend"],
-        experiment=evaluation["experiment"],
-        tracking_uri=args.tracking_uri,
-    )
-    for name, model in algorithms:
-        evaluator.add_algorithms(model, name=name)
-    evaluator.add_datasets(folds, name=config["data"]["name"])
-    if evaluation["persist_data"]:
-        evaluator.persist_data()
-    evaluator.run(args.runs or None)
-    results = evaluator.collect_results()
-    metrics = [c for c in results.columns if "@" in c or c in ("ndcg", "recip_rank", "rmse", "mae")]
-    print(results.groupby("AlgoStr")[metrics + ["TrainTime", "RecTime"]].mean().round(4).to_string())
+    config = _config(args, "multieval")
+    results = multieval(get_spark(args.remote), config, runs=args.runs, tracking_uri=args.tracking_uri)
+    print(multieval_summary(results).to_string())
+    evaluation = config["evaluation"]
     print(f"runs table: {evaluation['path']}/runs.csv; MLflow experiment {evaluation['experiment']!r}")
     return 0 if (results["status"] == "ok").all() else 1
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand accepts (also after the subcommand, as wheel tasks pass them)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--remote",
+        default=argparse.SUPPRESS,
+        help="Spark Connect URL (sc://host:port); default $SPARK_REMOTE or local Spark",
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs"
+    )
+    return common
+
+
+def _add(sub, name: str, summary: str, description: str, examples: list[str], run, config: bool = True):
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common()],
+    )
+    if config:
+        parser.add_argument("--config", help=CONFIG_HELP)
+        parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="spark-recs", description="Recommender pipelines on Spark and Databricks."
+        prog="spark-recs",
+        description="Recommender pipelines on Spark and Databricks. `spark-recs COMMAND --help` shows examples.",
+        parents=[_common()],
     )
-    parser.add_argument(
-        "--remote", help="Spark Connect URL (sc://host:port); default $SPARK_REMOTE or local Spark"
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser(
+    parser.set_defaults(remote=None, debug=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = _add(
+        sub,
         "demo",
-        help="run the main job end to end (synthetic sessions by default)",
-        description="Load, validate, index and split a session log, train Popular, recommend the top 20 after "
-        "every test event with a pandas UDF, compute Recall@20/MRR@20 and log the run to MLflow.",
-        epilog="examples:\n  spark-recs demo\n  spark-recs demo --ratings ../shared/data/ml-100k --test-days 30\n  spark-recs demo --sessions clicks.tsv --tracking-uri sqlite:///mlflow.db",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the main job end to end (synthetic sessions by default)",
+        "Load, validate, index and split a session log, train Popular, recommend the top 20 after every test "
+        "event with a pandas UDF, compute Recall@20/MRR@20 and log the run to MLflow. Flags override the "
+        "config (conf/demo.yaml documents every key).",
+        [
+            "spark-recs demo",
+            "spark-recs demo --config conf/demo.yaml --set data.n_events=50000",
+            "spark-recs demo --ratings ../shared/data/ml-100k --test-days 30",
+            "spark-recs demo --sessions clicks.tsv --tracking-uri sqlite:///mlflow.db",
+        ],
+        _demo,
     )
     demo.add_argument(
         "--sessions", help="session log (SessionId, ItemId, Time; file, path or table); default synthetic"
@@ -95,47 +210,167 @@ def build_parser() -> argparse.ArgumentParser:
         "--ratings",
         help="ratings instead (MovieLens folder, or user,item,rating,timestamp file/table); users act as sessions",
     )
-    demo.add_argument(
-        "--test-days", type=float, default=1.0, help="test = sessions ending in the last N days (default 1)"
-    )
-    demo.add_argument("--events", type=int, default=200_000, help="synthetic events (default 200000)")
-    demo.add_argument("--items", type=int, default=2_000, help="synthetic items (default 2000)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite in .spark_recs)"
-    )
+    demo.add_argument("--test-days", type=float, help="test = sessions ending in the last N days (default 1)")
+    demo.add_argument("--events", type=int, help="synthetic events (default 200000)")
+    demo.add_argument("--items", type=int, help="synthetic items (default 2000)")
+    demo.add_argument("--seed", type=int, help="seed of the synthetic data (default 0)")
+    demo.add_argument("--tracking-uri", help=TRACKING_HELP)
     demo.add_argument(
         "--output", help="folder for the recommendations and rejected rows (default .spark_recs/demo)"
     )
-    demo.set_defaults(run=_demo)
 
-    multieval = sub.add_parser(
+    prepare = _add(
+        sub,
+        "prepare",
+        "validate a session log and split it by time into train/valid/test",
+        "Load and validate a SessionId, ItemId, Time session log (rejected rows are kept with a reason), split "
+        "whole sessions by time with the config's data_split fractions (GRU4Rec's train_valid_test_split) and "
+        "write sessions_train, sessions_valid, sessions_test and sessions_rejected under --output.",
+        [
+            "spark-recs prepare --config conf/example.yaml --input clicks.tsv --output ./prepared",
+            "spark-recs prepare --config conf/example.yaml --input main.recs.clicks --output main.recs",
+            "spark-recs prepare --input data.tsv --output ./prepared --set data.session_key=session_id",
+        ],
+        _prepare,
+    )
+    prepare.add_argument(
+        "--input", required=True, help="session log: TSV/CSV file, Delta/Parquet path or catalog.schema.table"
+    )
+    prepare.add_argument(
+        "--output",
+        required=True,
+        help="a folder (a path with '/') or a schema (catalog.schema) to write the sessions_* tables to",
+    )
+
+    train = _add(
+        sub,
+        "train",
+        "train the model of a config (GRU4Rec, an RL actor, the Gym PPO agent), tracked and registered in MLflow",
+        "Fit the model the config describes. kind: gru4rec (the default, conf/example.yaml): GRU4Rec on the "
+        "train sessions that prepare wrote, validating on the valid sessions after every epoch; params, "
+        "per-epoch loss and validation Recall/MRR go to MLflow, the model to paths.model_save, and it is "
+        "registered with an alias. kind: rl (conf/rl-*.yaml): a recnn-style actor (DDPG, TD3, BCQ, REINFORCE) "
+        "on the config's ratings. kind: gym (conf/gym.yaml): PPO on the MovieLens rating environment, "
+        "scored against baselines. rl and gym read their data and MLflow settings from the config.",
+        [
+            "spark-recs train --config conf/example.yaml --input ./prepared",
+            "spark-recs train --config conf/example.yaml --input ./prepared --set model.n_epochs=2 --register-as ''",
+            "spark-recs train --config conf/example.yaml --input main.recs --register-as main.recs.gru4rec",
+            "spark-recs train --config conf/rl-ddpg.yaml --set training.epochs=2",
+            "spark-recs train --config conf/gym.yaml --set ppo.total_timesteps=200000",
+        ],
+        _train,
+    )
+    train.add_argument("--input", help="gru4rec: where prepare wrote the sessions (folder or catalog.schema)")
+    train.add_argument(
+        "--experiment",
+        help="MLflow experiment (default: spark_recs-gru4rec, or the config's mlflow.experiment)",
+    )
+    train.add_argument(
+        "--register-as",
+        metavar="NAME",
+        help="registered model name (catalog.schema.model on Databricks); '' to skip "
+        "(default: spark_recs-gru4rec, or the config's mlflow.registered_model)",
+    )
+    train.add_argument(
+        "--alias", help="alias of the new version (default challenger, or the config's mlflow.alias)"
+    )
+    train.add_argument("--tracking-uri", help=TRACKING_HELP)
+
+    evaluate = _add(
+        sub,
+        "evaluate",
+        "Recall@N/MRR@N of a session model on the prepared test sessions, logged to MLflow",
+        "Score every next-item prediction of the prepared test sessions with the config's evaluation settings "
+        "(cutoff, batch_size, tie mode), sharded over Spark workers, and log the metrics to an MLflow run.",
+        [
+            "spark-recs evaluate --config conf/example.yaml --input ./prepared   # model: paths.model_save",
+            "spark-recs evaluate --config conf/example.yaml --input ./prepared --model models:/spark_recs-gru4rec@challenger",
+            "spark-recs evaluate --input ./prepared --model model.pth --set evaluation.cutoff=[5,10,20]",
+        ],
+        _evaluate,
+    )
+    evaluate.add_argument("--input", required=True, help="where prepare wrote the sessions")
+    evaluate.add_argument(
+        "--model", help="model file or MLflow URI (default: paths.model_load, else paths.model_save)"
+    )
+    evaluate.add_argument("--experiment", default="spark_recs-gru4rec", help="MLflow experiment")
+    evaluate.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
+    evaluate.add_argument("--tracking-uri", help=TRACKING_HELP)
+
+    recommend = _add(
+        sub,
+        "recommend",
+        "batch top-N recommendations for sessions (session models) or users (user models)",
+        "Load a model (file, models:/name@alias or runs:/id/model) and recommend the top N over Spark: for a "
+        "session model after the last event of each session of --input (columns from --config data), for a "
+        "user model for each user of --input. Writes --output (a table or path), else prints the first rows.",
+        [
+            "spark-recs recommend --model model.pth --input clicks.tsv --n 20 --output ./recs",
+            "spark-recs recommend --model models:/main.recs.gru4rec@champion --input main.recs.sessions_test "
+            "--output main.recs.gru4rec_recs",
+            "spark-recs recommend --model bias.pt --input users.csv --n 100   # user model: a user column",
+        ],
+        _recommend,
+    )
+    recommend.add_argument("--model", required=True, help="model file or MLflow model URI")
+    recommend.add_argument("--input", required=True, help="sessions (session model) or users (user model)")
+    recommend.add_argument("--n", type=int, default=20, help="list length (default 20)")
+    recommend.add_argument("--output", help="table or path to write (default: print the first rows)")
+    recommend.add_argument(
+        "--every-prefix", action="store_true", help="session models: recommend after every event"
+    )
+    recommend.add_argument("--user-col", default="user", help="user models: the user column (default user)")
+    recommend.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
+    recommend.add_argument("--tracking-uri", help=TRACKING_HELP)
+
+    predict = _add(
+        sub,
+        "predict",
+        "batch rating predictions of a user model for user-item pairs",
+        "Load a user model (Bias, BiasedMF, ItemKNN, ...; a file or MLflow URI) and add a prediction column "
+        "to every user, item pair of --input (other columns such as rating are kept).",
+        [
+            "spark-recs predict --model bias.pt --input ../shared/data/ml-latest-small --output ./predictions",
+            "spark-recs predict --model models:/main.recs.biasedmf@champion --input main.recs.pairs "
+            "--output main.recs.predictions",
+        ],
+        _predict,
+        config=False,
+    )
+    predict.add_argument("--model", required=True, help="user model file or MLflow model URI")
+    predict.add_argument(
+        "--input", required=True, help="user, item pairs: file, path, table or MovieLens folder"
+    )
+    predict.add_argument("--output", help="table or path to write (default: print the first rows)")
+    predict.add_argument("--user-col", default="user", help="user column (default user)")
+    predict.add_argument("--item-col", default="item", help="item column (default item)")
+    predict.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
+    predict.add_argument("--tracking-uri", help=TRACKING_HELP)
+
+    multieval = _add(
+        sub,
         "multieval",
-        help="compare algorithms LensKit-style (datasets x partitions x algorithms), tracked in MLflow",
-        description="Load and validate ratings, cut them into user crossfolds, fit every algorithm on every "
-        "fold, recommend and predict over Spark, compute LensKit metrics, write runs.csv, the "
-        "recommendations and predictions, and log a parent MLflow run with one nested run per RunId.",
-        epilog="examples:\n  spark-recs multieval --config conf/multieval-ml-latest-small.yaml\n"
-        "  spark-recs multieval --config conf/multieval-ml-latest-small.yaml --set split.partitions=2\n"
-        "  spark-recs multieval --config conf/multieval-ml-latest-small.yaml --runs 3 4   # fan-out",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    multieval.add_argument(
-        "--config", required=True, help="YAML config (see conf/multieval-ml-latest-small.yaml)"
-    )
-    multieval.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+        "compare algorithms LensKit-style (datasets x partitions x algorithms), tracked in MLflow",
+        "Load and validate ratings, cut them into user crossfolds, fit every algorithm on every fold, "
+        "recommend and predict over Spark, compute LensKit metrics, write runs.csv, the recommendations and "
+        "predictions, and log a parent MLflow run with one nested run per RunId.",
+        [
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml",
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --set split.partitions=2",
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --runs 3 4   # fan-out",
+        ],
+        _multieval,
     )
     multieval.add_argument("--runs", type=int, nargs="+", help="only these 1-based RunIds (default: all)")
-    multieval.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite)"
-    )
-    multieval.set_defaults(run=_multieval)
+    multieval.add_argument("--tracking-uri", help=TRACKING_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a user error prints one line naming the problem and exits 2 (``--debug``: raise)."""
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # else one bar line per model file
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -144,8 +379,26 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as exc:
         if args.debug:
             raise
-        print(f"spark-recs {args.command}: error: {exc}", file=sys.stderr)
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"spark-recs {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _step(command: str):
+    def run() -> None:
+        sys.exit(main([command, *sys.argv[1:]]))
+
+    run.__doc__ = f"Entry point of ``spark-recs {command}`` (console script and Databricks wheel task)."
+    return run
+
+
+# Console scripts / python_wheel_task entry points (pyproject.toml [project.scripts]); they exit with the code.
+prepare_main = _step("prepare")
+train_main = _step("train")
+evaluate_main = _step("evaluate")
+recommend_main = _step("recommend")
+predict_main = _step("predict")
+multieval_main = _step("multieval")
 
 
 if __name__ == "__main__":

@@ -181,10 +181,131 @@ GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
         "experiment": ("spark_recs-gym", Rule(str)),
         "run_name": (None, Rule(str, nullable=True)),
         "registered_model": ("spark_recs-gym-policy", Rule(str, nullable=True)),
+        "alias": ("challenger", Rule(str, nullable=True)),
     },
 }
 
-SCHEMAS = {"gru4rec": SCHEMA, "multieval": MULTIEVAL_SCHEMA, "gym": GYM_SCHEMA}
+#: Every key of the demo config (``spark-recs demo [--config conf/demo.yaml]``), by section.
+DEMO_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+    "data": {
+        "sessions": (None, Rule(str, nullable=True)),  # session log (file, path, table); null: synthetic
+        "ratings": (None, Rule(str, nullable=True)),  # or ratings, each user's history acting as a session
+        "session_key": ("SessionId", Rule(str)),
+        "item_key": ("ItemId", Rule(str)),
+        "time_key": ("Time", Rule(str)),
+        "n_events": (200_000, _POSITIVE_INT),
+        "n_items": (2_000, Rule(int, 2)),
+        "seed": (0, Rule(int, 0)),
+        "test_days": (1.0, Rule(_NUM, 0, None)),
+    },
+    "evaluation": {
+        "n": (20, _POSITIVE_INT),
+        "cutoff": ([20], Rule(list, items=_POSITIVE_INT)),
+    },
+    "mlflow": {
+        "experiment": ("spark_recs-demo", Rule(str)),
+        "tracking_uri": (None, Rule(str, nullable=True)),
+    },
+    "paths": {
+        "output": (None, Rule(str, nullable=True)),
+    },
+}
+
+#: Every key of an RL config (``kind: rl``, :func:`spark_recs.rl.training.train_from_config`), by section.
+#: The ``ddpg``/``td3``/``bcq``/``reinforce`` sections hold recnn's update parameters (its defaults here);
+#: only the section of ``algorithm.name`` is used.
+RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+    "data": {
+        "ratings": ("../shared/data/ml-latest-small", Rule(str)),  # MovieLens folder, file, path or table
+        "items": (None, Rule(str, nullable=True)),  # MovieLens folder for features; null: data.ratings
+        "user_key": ("user", Rule(str)),  # column names of a ratings file or table
+        "item_key": ("item", Rule(str)),
+        "rating_key": ("rating", Rule(str)),
+        "time_key": ("timestamp", Rule(str)),
+    },
+    "embeddings": {
+        "source": ("features", Rule(str, choices=("features", "mf", "file"))),
+        "dim": (32, _POSITIVE_INT),
+        "path": (None, Rule(str, nullable=True)),
+        "mf_iterations": (20, _POSITIVE_INT),
+    },
+    "env": {
+        "frame_size": (10, _POSITIVE_INT),
+        "batch_size": (25, _POSITIVE_INT),
+        "test_size": (0.05, _FRACTION),
+        "min_seq_size": (10, _POSITIVE_INT),
+        "rating_center": (2.5, Rule(_NUM)),
+        "rating_scale": (2.0, Rule(_NUM, 0, None)),
+        "missing_items": ("error", Rule(str, choices=("error", "drop"))),
+        "seed": (42, Rule(int, 0)),
+    },
+    "algorithm": {
+        "name": ("ddpg", Rule(str, choices=("ddpg", "td3", "bcq", "reinforce"))),
+        "hidden_size": (256, _POSITIVE_INT),
+    },
+    "ddpg": {
+        "gamma": (0.99, Rule(_NUM, 0, 1)),
+        "min_value": (-10, Rule(_NUM)),
+        "max_value": (10, Rule(_NUM)),
+        "policy_step": (3, _POSITIVE_INT),
+        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
+        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
+        "value_lr": (1e-5, Rule(_NUM, 0, None)),
+    },
+    "td3": {
+        "gamma": (0.99, Rule(_NUM, 0, 1)),
+        "noise_std": (0.5, Rule(_NUM, 0)),
+        "noise_clip": (3, Rule(_NUM, 0)),
+        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
+        "policy_update": (10, _POSITIVE_INT),
+        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
+        "value_lr": (1e-5, Rule(_NUM, 0, None)),
+    },
+    "bcq": {
+        "gamma": (0.99, Rule(_NUM, 0, 1)),
+        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
+        "n_generator_samples": (10, _POSITIVE_INT),
+        "perturbator_step": (30, _POSITIVE_INT),
+        "perturbator_lr": (1e-5, Rule(_NUM, 0, None)),
+        "value_lr": (1e-5, Rule(_NUM, 0, None)),
+        "generator_lr": (1e-3, Rule(_NUM, 0, None)),
+        "latent_dim": (16, _POSITIVE_INT),  # the generator's latent size
+        "phi": (0.05, Rule(_NUM, 0)),  # the perturbation bound, in embedding units
+    },
+    "reinforce": {
+        "K": (10, _POSITIVE_INT),
+        "correction": ("topk", Rule(str, choices=("none", "importance", "topk"))),
+        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
+        "beta_lr": (1e-5, Rule(_NUM, 0, None)),
+    },
+    "training": {
+        "epochs": (10, _POSITIVE_INT),
+        "log_every": (100, _POSITIVE_INT),  # per-update losses logged every that many updates
+        "device": ("cpu", Rule(str)),
+    },
+    "recommender": {
+        "scoring": ("dot", Rule(str, choices=("dot", "cosine"))),
+    },
+    "evaluation": {
+        "holdout": (False, Rule(bool)),
+        "k": (10, _POSITIVE_INT),
+        "min_rows": (3, Rule(int, 3)),
+    },
+    "mlflow": {
+        "experiment": ("spark_recs-rl", Rule(str)),
+        "run_name": (None, Rule(str, nullable=True)),
+        "registered_model": ("spark_recs-rl", Rule(str, nullable=True)),
+        "alias": ("challenger", Rule(str, nullable=True)),
+    },
+}
+
+SCHEMAS = {
+    "gru4rec": SCHEMA,
+    "multieval": MULTIEVAL_SCHEMA,
+    "gym": GYM_SCHEMA,
+    "demo": DEMO_SCHEMA,
+    "rl": RL_SCHEMA,
+}
 
 
 def build_algorithms(entries: list) -> list[tuple[str, object]]:

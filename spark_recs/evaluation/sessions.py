@@ -129,15 +129,16 @@ def _rank_counts(gru, test_data: pd.DataFrame, max_cutoff, batch_size, mode, ite
 
 
 def _spark_rank_counts(
-    gru, test_data: SparkDataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key
+    gru, test_data: SparkDataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key, model_dir
 ):
     """:func:`_rank_counts` with the test sessions sharded over Spark workers and the counts merged.
 
-    The model travels as in :mod:`spark_recs.transport`; each shard holds whole sessions, and integer
-    counts merge exactly, so the result equals the single-process one.
+    The model travels as in :mod:`spark_recs.transport` (on Spark Connect through a file in ``model_dir``);
+    each shard holds whole sessions, and integer counts merge exactly, so the result equals the
+    single-process one.
     """
     spark = test_data.sparkSession
-    load, threads = ship(gru, gru, spark, None), task_threads(spark, None)
+    load, threads = ship(gru, gru, spark, model_dir), task_threads(spark, None)
     shards = int(test_data.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     columns = [session_key, item_key, time_key]
 
@@ -180,18 +181,22 @@ def evaluate_sessions(
     item_key: str = "ItemId",
     session_key: str = "SessionId",
     time_key: str = "Time",
+    *,
+    model_dir: str | None = None,
 ) -> SessionEvaluation:
     """Next-item Recall@N and MRR@N of ``gru`` on ``test_data`` for each N in ``cutoff``, with the counts.
 
-    A Spark DataFrame is evaluated on the workers, sharded by session (see :func:`_spark_rank_counts`).
+    A Spark DataFrame is evaluated on the workers, sharded by session (see :func:`_spark_rank_counts`);
+    on Spark Connect ``model_dir`` is a folder the workers can read (default: the work dir).
     """
     if mode not in MODES:
         raise ValueError(f"unknown rank mode {mode!r}; expected one of {MODES}")
     cutoffs = [int(c) for c in cutoff]
-    count = _spark_rank_counts if isinstance(test_data, SparkDataFrame) else _rank_counts
-    counts, n_sessions, n_dropped = count(
-        gru, test_data, max(cutoffs), batch_size, mode, item_key, session_key, time_key
-    )
+    args = (gru, test_data, max(cutoffs), batch_size, mode, item_key, session_key, time_key)
+    if isinstance(test_data, SparkDataFrame):
+        counts, n_sessions, n_dropped = _spark_rank_counts(*args, model_dir)
+    else:
+        counts, n_sessions, n_dropped = _rank_counts(*args)
     return SessionEvaluation(
         recall={c: counts.recall(c) for c in cutoffs},
         mrr={c: counts.mrr(c) for c in cutoffs},

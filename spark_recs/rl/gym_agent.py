@@ -375,8 +375,8 @@ def _log_curve(run_id: str, curve: list[tuple[int, float, float]]) -> None:
 
 def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
     """Train and evaluate as a ``kind: gym`` config says, logged to MLflow (params, reward curve, metrics per
-    method, the evaluation table) with the policy registered under ``mlflow.registered_model`` (alias
-    ``challenger``).
+    method, the evaluation table) with the policy registered under ``mlflow.registered_model`` (with
+    ``mlflow.alias``, default ``challenger``).
 
     Returns ``table`` (one row per method), ``metrics`` (``<method>_<metric>``), ``run_id``, ``model_uri``,
     ``policy`` (:class:`RatingPolicy`), ``agent`` (the SB3 PPO), ``curve`` and ``train_seconds``.
@@ -424,7 +424,9 @@ def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
                     policy,
                     "policy",
                     registered_model_name=tracking["registered_model"],
-                    aliases=("challenger",) if tracking["registered_model"] else (),
+                    aliases=(tracking["alias"],)
+                    if tracking["registered_model"] and tracking["alias"]
+                    else (),
                 )
     finally:
         torch.set_num_threads(threads)

