@@ -232,22 +232,19 @@ def _train_rl(spark, config, experiment, register_as, alias, tracking_uri) -> Tr
         from spark_recs.rl.gym_agent import train_from_config
 
         result = train_from_config(config, tracking_uri=tracking_uri)
+        model, version, evaluation = result["policy"], None, result["table"]
         history = pd.DataFrame(result["curve"], columns=["step", "train_reward", "train_accuracy"])
-        evaluation = result["table"]
     else:
         from spark_recs.rl.training import train_from_config
 
         result = train_from_config(config, tracking_uri=tracking_uri, spark=spark)
-        history, evaluation = result["history"], result.get("evaluation")
-    return Trained(
-        result["policy"],
-        result["run_id"],
-        result["model_uri"],
-        None,
-        result.get("registered_version"),
-        history,
-        evaluation,
-    )
+        model, version, history = (
+            result["recommender"],
+            result["model_version"],
+            pd.DataFrame(result["history"]),
+        )
+        evaluation = pd.DataFrame([result["holdout"]]) if result["holdout"] else None
+    return Trained(model, result["run_id"], result["model_uri"], None, version, history, evaluation)
 
 
 def _train_gru4rec(spark, config, prepared, experiment, register_as, alias, tracking_uri) -> Trained:

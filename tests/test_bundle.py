@@ -88,7 +88,7 @@ def test_each_job_is_the_prepare_train_evaluate_recommend_dag(name):
     }
     assert all(t["python_wheel_task"]["package_name"] == "spark_recs" for t in JOBS[name]["tasks"])
     names = [p["name"] for p in JOBS[name]["parameters"]]
-    assert names == ["catalog", "schema", "sessions_table", "config", "rl_config", "model_alias"]
+    assert names == ["catalog", "schema", "sessions_table", "config", "rl_config", "ratings_table", "model_alias"]
 
 
 @pytest.mark.parametrize("item", _tasks(), ids=_task_id)
@@ -119,11 +119,7 @@ def _config_files():
         parameters = task["python_wheel_task"]["parameters"]
         for flag, value in zip(parameters, parameters[1:]):
             if flag == "--config":
-                path = Path(_resolve(value, job))
-                missing = path == ROOT / "conf" / "rl-ddpg.yaml" and not path.exists()
-                reason = "conf/rl-ddpg.yaml is added with the RL training (lead); remove this skip then"
-                marks = [pytest.mark.skip(reason=reason)] if missing else []
-                found.append(pytest.param(path, id=f"{name}:{task['task_key']}", marks=marks))
+                found.append(pytest.param(Path(_resolve(value, job)), id=f"{name}:{task['task_key']}"))
     return found
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import shared_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-MINE = ["01_quickstart.py", "02_gru4rec.py", "04_multieval.py", "05_batch_inference.py"]
+NAMES = sorted(p.name for p in NOTEBOOKS.glob("0*.py"))
 HEADER = "# Databricks notebook source\n"
 SEPARATOR = "\n# COMMAND ----------\n"
 
@@ -57,7 +57,7 @@ def _cells(name: str) -> list[str]:
     return (NOTEBOOKS / name).read_text().removeprefix(HEADER).split(SEPARATOR)
 
 
-@pytest.mark.parametrize("name", MINE)
+@pytest.mark.parametrize("name", NAMES)
 def test_databricks_source_format_with_widgets_first_and_a_markdown_cell_per_step(name):
     text = (NOTEBOOKS / name).read_text()
     assert text.startswith(HEADER)
@@ -152,3 +152,27 @@ def test_multieval_compares_the_algorithms(spark, mlflow_uri, tmp_path, monkeypa
     assert 0.7 < summary.loc["Bias", "rmse"] < 1.1 and pd.isna(summary.loc["Popular", "rmse"])
     assert ((summary["ndcg"] > 0) & (summary["ndcg"] <= 1)).all()
     assert type(ns["_displayed"][-1]).__name__ == "Figure"
+
+
+@pytest.mark.slow
+def test_rl_notebook_trains_registers_and_serves(spark, mlflow_uri, monkeypatch, one_torch_thread):
+    widgets = {
+        "ratings": str(shared_data("ml-latest-small")),
+        "overrides": "training.epochs=1; env.batch_size=16; embeddings.mf_iterations=5",
+        "registered_model": "nb-rl",
+        "users": "1, 2, 3",
+    }
+    ns = run_notebook("03_rl_recommenders.py", widgets, monkeypatch)
+    trained = ns["trained"]
+    assert trained.model_uri == "models:/nb-rl@challenger"
+    assert list(trained.history["epoch"]) == [1]
+    holdout = trained.evaluation.iloc[0]
+    assert holdout["users"] == 610 and 0 <= holdout["hr@10"] <= 1 and 0 < holdout["coverage@10"] <= 1
+    recs = ns["recs"]
+    assert sorted(recs["user"].unique()) == [1, 2, 3]
+    assert recs.groupby("user")["rank"].agg(list).map(lambda r: r == list(range(1, 11))).all()
+    # The lists are the registered model's own: rated items never come back.
+    model = trained.model
+    for user, items in recs.groupby("user")["item"]:
+        assert model.recommend(user, 10)["item"].tolist() == items.tolist()
+    assert type(ns["_displayed"][-2]).__name__ == "Figure"

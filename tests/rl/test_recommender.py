@@ -6,34 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_env import EMBEDDINGS
+from test_env import RATINGS as ENV_RATINGS
 
 from spark_recs import batch
 from spark_recs.models.base import Model
 from spark_recs.models.topn import recommend_frame
-from spark_recs.rl.embeddings import ItemEmbeddings
 from spark_recs.rl.nets import Actor, DiscreteActor, bcqGenerator, bcqPerturbator
 from spark_recs.rl.recommender import ActorRecommender
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# Items 10..50 are rows 0..4.
-EMBEDDINGS = ItemEmbeddings([30, 10, 50, 20, 40], [[1, 1], [1, 0], [0, 3], [0, 1], [2, -1]])
+# The environment tests' hand-built table (items 10..50 are rows 0..4) and ratings, plus a rating of an
+# item without an embedding: it is in no frame and never recommended.
 VECTORS = {10: [1, 0], 20: [0, 1], 30: [1, 1], 40: [2, -1], 50: [0, 3]}
-RATINGS = pd.DataFrame(
-    [
-        (7, 40, 5.0, 5),
-        (3, 10, 3.5, 100),
-        (7, 30, 4.0, 1),
-        (9, 50, 5.0, 1),
-        (7, 20, 2.0, 5),
-        (3, 20, 0.5, 50),
-        (7, 50, 3.0, 12),
-        (3, 30, 4.5, 70),
-        (7, 10, 1.0, 9),
-        (9, 10, 5.0, 2),
-        (3, 99, 5.0, 60),  # no embedding: not in any frame, never recommended
-    ],
-    columns=["user", "item", "rating", "timestamp"],
+RATINGS = pd.concat(
+    [ENV_RATINGS, pd.DataFrame([(3, 99, 5.0, 60)], columns=ENV_RATINGS.columns)], ignore_index=True
 )
 
 
