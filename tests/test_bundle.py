@@ -88,7 +88,15 @@ def test_each_job_is_the_prepare_train_evaluate_recommend_dag(name):
     }
     assert all(t["python_wheel_task"]["package_name"] == "spark_recs" for t in JOBS[name]["tasks"])
     names = [p["name"] for p in JOBS[name]["parameters"]]
-    assert names == ["catalog", "schema", "sessions_table", "config", "rl_config", "ratings_table", "model_alias"]
+    assert names == [
+        "catalog",
+        "schema",
+        "sessions_table",
+        "config",
+        "rl_config",
+        "ratings_table",
+        "model_alias",
+    ]
 
 
 @pytest.mark.parametrize("item", _tasks(), ids=_task_id)
