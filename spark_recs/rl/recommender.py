@@ -9,6 +9,8 @@ policy). The user's rated items (the frame's included) are excluded as for every
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import torch
@@ -78,7 +80,9 @@ class ActorRecommender(Recommender):
         flat = pd.DataFrame({"user": np.repeat(histories.users, histories.lengths), "item": histories.items})
         model._index_ratings(flat, items=embeddings.vocab)
         model.vectors = embeddings.vectors
-        model.nets = {name: net.cpu().eval() for name, net in nets.items()}
+        model.nets = {
+            name: copy.deepcopy(net).cpu().eval() for name, net in nets.items()
+        }  # callers keep theirs
         given = next(iter(model.nets.values())).linear1.in_features if policy != "bcq" else None
         expected = model.frame_size * (embeddings.dim + 1)
         if given is not None and given != expected:
