@@ -221,13 +221,14 @@ def train(
 
 def _train_rl(spark, config, experiment, register_as, alias, tracking_uri) -> Trained:
     """RL or Gym training through its own ``train_from_config``, with the CLI's MLflow settings applied."""
-    settings = config["mlflow"]
+    settings = dict(config["mlflow"])
     if experiment:
         settings["experiment"] = experiment
     if register_as is not None:
         settings["registered_model"] = register_as or None
     if alias is not None:
         settings["alias"] = alias or None
+    config = {**config, "mlflow": settings}  # the caller's config stays as it was
     if config["kind"] == "gym":
         from spark_recs.rl.gym_agent import train_from_config
 

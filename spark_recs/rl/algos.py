@@ -104,6 +104,22 @@ def _critic_losses(nets, names, state, action, expected, generator) -> list[torc
     return [F.mse_loss(nets[name](state, action, generator=generator), expected) for name in names]
 
 
+def _actor_step(nets, optimizer, state, critic: str, update: bool, generator) -> torch.Tensor:
+    """The actor's loss ``-Q(s, pi(s))`` under ``critic``; with ``update``, one clipped step on it."""
+    with torch.set_grad_enabled(update):
+        gen_action = nets["policy_net"](state, generator=generator)
+        policy_loss = -nets[critic](state, gen_action, generator=generator).mean()
+    if update:
+        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
+    return policy_loss
+
+
+def _move_targets(nets, names, soft_tau: float) -> None:
+    """Soft-update ``target_<name>`` towards ``<name>`` for each name."""
+    for name in names:
+        soft_update(nets[name], nets[f"target_{name}"], soft_tau)
+
+
 def ddpg_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
     """DDPG: the critic regresses on ``clamp(r + gamma (1 - done) Q'(s', pi'(s')), min_value, max_value)``
     from the target networks; every ``policy_step`` steps the actor ascends ``Q(s, pi(s))`` and both target
@@ -120,13 +136,9 @@ def ddpg_update(batch, params, nets, optimizer, *, generator=None, learn=False, 
         _descend(optimizer["value_optimizer"], value_loss)
 
     update_policy = learn and step % params["policy_step"] == 0
-    with torch.set_grad_enabled(update_policy):
-        gen_action = nets["policy_net"](state, generator=generator)
-        policy_loss = -nets["value_net"](state, gen_action, generator=generator).mean()
+    policy_loss = _actor_step(nets, optimizer, state, "value_net", update_policy, generator)
     if update_policy:
-        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
-        soft_update(nets["value_net"], nets["target_value_net"], params["soft_tau"])
-        soft_update(nets["policy_net"], nets["target_policy_net"], params["soft_tau"])
+        _move_targets(nets, ["value_net", "policy_net"], params["soft_tau"])
     return {"value": value_loss.item(), "policy": policy_loss.item(), "step": step}
 
 
@@ -157,15 +169,10 @@ def td3_update(batch, params, nets, optimizer, *, generator=None, learn=False, s
         _descend(optimizer["value_optimizer2"], value_loss2)
 
     update_policy = learn and step % params["policy_update"] == 0
-    with torch.set_grad_enabled(update_policy):
-        gen_action = nets["policy_net"](state, generator=generator)
-        policy_loss = -nets["value_net1"](state, gen_action, generator=generator).mean()
+    policy_loss = _actor_step(nets, optimizer, state, "value_net1", update_policy, generator)
     if update_policy:
-        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
-        soft_update(nets["value_net1"], nets["target_value_net1"], params["soft_tau"])
-        soft_update(nets["value_net2"], nets["target_value_net2"], params["soft_tau"])
         # recnn never updated the target policy, so its TD targets used the initial actor forever.
-        soft_update(nets["policy_net"], nets["target_policy_net"], params["soft_tau"])
+        _move_targets(nets, ["value_net1", "value_net2", "policy_net"], params["soft_tau"])
     return {
         "value1": value_loss1.item(),
         "value2": value_loss2.item(),
@@ -224,9 +231,7 @@ def bcq_update(batch, params, nets, optimizer, *, generator=None, learn=False, s
     if update_perturbator:
         _descend_clipped(optimizer["perturbator_optimizer"], perturbator_loss, nets["perturbator_net"])
     if learn:
-        soft_update(nets["value_net1"], nets["target_value_net1"], params["soft_tau"])
-        soft_update(nets["value_net2"], nets["target_value_net2"], params["soft_tau"])
-        soft_update(nets["perturbator_net"], nets["target_perturbator_net"], params["soft_tau"])
+        _move_targets(nets, ["value_net1", "value_net2", "perturbator_net"], params["soft_tau"])
     return {
         "generator": generator_loss.item(),
         "value1": value_loss1.item(),
