@@ -3,9 +3,7 @@
 Example: spark-submit jobs/evaluate.py --config conf/example.yaml --input ./prepared --model model.pth
 """
 
-import sys
-
-from spark_recs.cli import main
+from _entry import run  # jobs/_entry.py: spark-submit puts this folder first on sys.path
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate", *sys.argv[1:]]))
+    run("evaluate")

@@ -3,9 +3,7 @@
 Example: spark-submit jobs/prepare.py --config conf/example.yaml --input clicks.tsv --output ./prepared
 """
 
-import sys
-
-from spark_recs.cli import main
+from _entry import run  # jobs/_entry.py: spark-submit puts this folder first on sys.path
 
 if __name__ == "__main__":
-    sys.exit(main(["prepare", *sys.argv[1:]]))
+    run("prepare")

@@ -3,9 +3,7 @@
 Example: spark-submit jobs/recommend.py --model model.pth --input clicks.tsv --output ./recs
 """
 
-import sys
-
-from spark_recs.cli import main
+from _entry import run  # jobs/_entry.py: spark-submit puts this folder first on sys.path
 
 if __name__ == "__main__":
-    sys.exit(main(["recommend", *sys.argv[1:]]))
+    run("recommend")

@@ -3,9 +3,7 @@
 Example: spark-submit jobs/train.py --config conf/example.yaml --input ./prepared
 """
 
-import sys
-
-from spark_recs.cli import main
+from _entry import run  # jobs/_entry.py: spark-submit puts this folder first on sys.path
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    run("train")

@@ -19,25 +19,29 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField, StructType
 
 from spark_recs.data.io import read_table, write_table
 from spark_recs.data.schema import require_columns
-from spark_recs.models.base import Model, Recommender, model_class
+from spark_recs.models.base import Model, Recommender, import_model_class, model_kind
 from spark_recs.models.references import MODEL_FILE, TrainedModel, load_model
 from spark_recs.models.topn import recommend_frame, top_k
+from spark_recs.models.vocabulary import Vocabulary
+from spark_recs.runtime import get_spark
 from spark_recs.transport import ModelRef, ship, task_threads
 
 log = logging.getLogger(__name__)
 
 _CANDIDATES = "__candidates"
+_ITEMS = "__items"
 
 
 def _finish(result: DataFrame, output: str | None) -> DataFrame:
@@ -50,13 +54,16 @@ def _finish(result: DataFrame, output: str | None) -> DataFrame:
 # ---- users ------------------------------------------------------------------------------------------
 
 
+def _check_n(n) -> None:
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"n must be a whole number of items >= 1, or None for every candidate; got {n!r}")
+
+
 def _as_frame(values, column: str, spark: SparkSession | None, spark_type: str) -> DataFrame:
     if isinstance(values, DataFrame):
         return values
-    if spark is None:
-        spark = SparkSession.getActiveSession()
-    if spark is None:
-        raise ValueError("pass spark= (no active SparkSession to turn the given ids into a DataFrame)")
+    # Ids given in memory: the caller's session, else the one in use, else the embedded default (as the CLI).
+    spark = spark or SparkSession.getActiveSession() or get_spark()
     if isinstance(values, pd.DataFrame):
         return spark.createDataFrame(values)
     ids = list(values)
@@ -100,7 +107,8 @@ def recommend(
     """Top-``n`` recommendations for each user: a DataFrame ``user, rank, item, score`` (rank from 1).
 
     ``users``: a Spark DataFrame with ``user_col`` (duplicates are recommended once), or a list/array of
-    ids (then ``spark=`` or the active session builds the frame). ``n=None``: every candidate.
+    ids (then ``spark=``, the active session or :func:`~spark_recs.runtime.get_spark` builds the frame).
+    ``n=None``: every candidate.
     ``candidates``: ``None`` = the model's default (items the user did not interact with in training;
     all items for an unknown user); a Spark DataFrame of ``(user, item)``; or a dict / function from
     user id to item ids, evaluated on the driver (for small user sets). Users unknown to the model get
@@ -110,12 +118,19 @@ def recommend(
     ``spark.task.cpus``. ``model_dir``: where a Connect session's workers read an in-memory model from
     (default: the local work dir; on a remote cluster a Volume path).
     """
+    _check_n(n)
     model = load_model(algo)
     if not isinstance(model, Recommender):
         raise TypeError(f"{type(model).__name__} is a session model: use recommend_sessions")
     frame = _as_frame(users, user_col, spark, model.user_vocab.spark_type)
     require_columns(frame, [user_col], "users")
     frame = frame.select(user_col).distinct()
+    counts = _report_unknown(frame, {user_col: ("users", model.user_vocab)}, "recommend")
+    if counts["null"]:
+        raise ValueError(
+            f"users: {counts['null']:,} null {user_col} value(s); drop them first "
+            "(spark_recs.data.schema.validate keeps them in its rejected rows with a reason)"
+        )
     if candidates is not None:
         frame = frame.join(_candidate_frame(candidates, frame, user_col, item_col), user_col, "left")
     spark = frame.sparkSession
@@ -138,7 +153,6 @@ def recommend(
                 recs = recommend_frame(worker_model, ids, n, chosen, batch_size)
             yield recs.rename(columns={"user": user_col, "item": item_col})
 
-    _report_unknown(frame, {user_col: ("users", model.user_vocab)}, "recommend")
     return _finish(frame.mapInPandas(run, schema), output)
 
 
@@ -181,32 +195,71 @@ def predict(
                     part["prediction"] = worker_model.predict_pairs(users, items)
                 yield part
 
-    _report_unknown(
+    counts = _report_unknown(
         frame, {user_col: ("users", model.user_vocab), item_col: ("items", model.item_vocab)}, "predict"
     )
+    if counts["null"]:
+        raise ValueError(
+            f"pairs: {counts['null']:,} row(s) with a null {user_col} or {item_col}; drop them first "
+            "(spark_recs.data.schema.validate keeps them in its rejected rows with a reason)"
+        )
     return _finish(frame.mapInPandas(run, schema), output)
 
 
-def _report_unknown(frame: DataFrame, vocabularies: dict, task: str) -> None:
-    """Log how many rows of ``frame`` have an id the model does not know, per ``column: (what, vocabulary)``
-    (one Spark job for all columns: a left join with each broadcast vocabulary, then one aggregate)."""
-    spark = frame.sparkSession
-    flags, checked = [], frame.select(*vocabularies)
+def _matched_ids(frame: DataFrame, column: str, vocabulary: Vocabulary) -> Column:
+    """``frame[column]`` in the vocabulary's id type, matched as :meth:`Vocabulary.indices` matches ids:
+    integer-looking strings for integer ids, the decimal form of integers for string ids."""
+    given, wanted = dict(frame.dtypes)[column], vocabulary.spark_type
+    if wanted == "long" and given == "string":
+        return F.trim(F.col(column)).try_cast("long")
+    if wanted == "string" and given != "string":
+        return F.col(column).cast("string")
+    return F.col(column)
+
+
+def _known_flags(frame: DataFrame, vocabularies: dict) -> tuple[DataFrame, dict[str, Column]]:
+    """``frame`` left-joined with each broadcast vocabulary of ``{column: (what, vocabulary)}``, and per
+    ``what`` a boolean column: is the row's id known to the model."""
+    spark, checked, known = frame.sparkSession, frame, {}
     for column, (what, vocabulary) in vocabularies.items():
-        known = spark.createDataFrame(pd.DataFrame({column: vocabulary.ids}))
-        known = known.select(
-            F.col(column).cast(dict(frame.dtypes)[column]).alias(column), F.lit(True).alias(what)
+        ids = spark.createDataFrame(pd.DataFrame({f"_id_{what}": vocabulary.ids}))
+        checked = checked.join(
+            F.broadcast(ids.withColumn(f"_known_{what}", F.lit(True))),
+            _matched_ids(frame, column, vocabulary) == F.col(f"_id_{what}"),
+            "left",
         )
-        checked = checked.join(F.broadcast(known), column, "left")
-        flags.append(F.count(F.when(F.col(what).isNull(), 1)).alias(what))
-    counts = checked.agg(*flags).first().asDict()
-    for what, unknown in counts.items():
-        if unknown:
+        known[what] = F.col(f"_known_{what}").isNotNull()
+    return checked, known
+
+
+def _report_unknown(frame: DataFrame, vocabularies: dict, task: str) -> dict[str, int]:
+    """Count and log the rows of ``frame`` with an id the model does not know, per ``column: (what,
+    vocabulary)``, and the rows with a null id (``"null"``), in one Spark job; return the counts."""
+    checked, known = _known_flags(frame.select(*vocabularies), vocabularies)
+    nulls = F.count(F.when(reduce(lambda a, b: a | b, [F.col(c).isNull() for c in vocabularies]), 1))
+    counts = (
+        checked.agg(
+            nulls.alias("null"), *[F.count(F.when(~flag, 1)).alias(what) for what, flag in known.items()]
+        )
+        .first()
+        .asDict()
+    )
+    types = dict(frame.dtypes)
+    for column, (what, vocabulary) in vocabularies.items():
+        if counts[what]:
+            mismatch = types[column] != vocabulary.spark_type
             log.warning(
-                "%s: %d rows have %s unknown to the model (fallback or no result)", task, unknown, what
+                "%s: %d rows have %s unknown to the model (fallback or no result)%s",
+                task,
+                counts[what],
+                what,
+                f"; {column} is {types[column]}, the model's ids are {vocabulary.spark_type}"
+                if mismatch
+                else "",
             )
         else:
             log.info("%s: every %s id is known to the model", task, what[:-1])
+    return counts
 
 
 # ---- sessions ---------------------------------------------------------------------------------------
@@ -231,19 +284,25 @@ def recommend_sessions(
 
     Returns ``session_key, position, rank, item, score``: after the session's last event (``position``
     = number of events used) or, with ``every_prefix``, after each event (``position`` = events seen so
-    far). A session is never split across partitions; its events are ordered by time, then item. Items
+    far). Each session reaches one worker whole, its events ordered by time, then item. Items
     are raw ids for models with an item vocabulary (GRU4Rec, Popular), else dense indices; events on
     items the model does not know are skipped. ``batch_size`` bounds the rows scored at once.
     """
+    _check_n(n)
     require_columns(events, [session_key, item_key, time_key], "events")
     model = load_model(algo)
+    _report_skipped_sessions(events, session_key, item_key, model)
     spark = events.sparkSession
     load, threads = ship(algo, model, spark, model_dir), task_threads(spark, num_threads)
     parts = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    ordered = (
-        events.select(session_key, item_key, time_key)
+    # One row per session with its items in (time, item) order: the order is in the data, not in how rows
+    # reach the workers (pysail drops a sortWithinPartitions before mapInPandas).
+    events_in_order = F.sort_array(F.collect_list(F.struct(time_key, item_key)))
+    sessions = (
+        events.groupBy(session_key)
+        .agg(events_in_order.alias(_ITEMS))
+        .select(session_key, F.transform(_ITEMS, lambda e: e[item_key]).alias(_ITEMS))
         .repartition(parts, session_key)
-        .sortWithinPartitions(session_key, time_key, item_key)
     )
     vocabulary = getattr(model, "item_vocab", None)
     item_type = vocabulary.spark_type if vocabulary is not None else "long"
@@ -253,20 +312,60 @@ def recommend_sessions(
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         torch.set_num_threads(threads)
         worker_model = load()
-        pending = pd.DataFrame()
         for frame in frames:
-            # A session may continue into the next Arrow batch: hold its rows back until it is complete.
-            buffer = pd.concat([pending, frame]) if len(pending) else frame
-            if buffer.empty:
-                continue
-            tail = buffer[session_key].to_numpy() == buffer[session_key].iloc[-1]
-            pending = buffer[tail]
-            yield from _score_sessions(
-                worker_model, buffer[~tail], session_key, item_key, n, every_prefix, batch_size
-            )
-        yield from _score_sessions(worker_model, pending, session_key, item_key, n, every_prefix, batch_size)
+            if not frame.empty:
+                flat = _session_events(frame, session_key, item_key)
+                yield from _score_sessions(
+                    worker_model, flat, session_key, item_key, n, every_prefix, batch_size
+                )
 
-    return _finish(ordered.mapInPandas(run, schema), output)
+    return _finish(sessions.mapInPandas(run, schema), output)
+
+
+def _session_events(frame: pd.DataFrame, session_key: str, item_key: str) -> pd.DataFrame:
+    """One row per event (``session_key, item_key``) from one row per session with its ordered items."""
+    lengths = frame[_ITEMS].map(len).to_numpy()
+    items = np.concatenate(frame[_ITEMS].tolist())
+    return pd.DataFrame({session_key: np.repeat(frame[session_key].to_numpy(), lengths), item_key: items})
+
+
+def _report_skipped_sessions(events: DataFrame, session_key: str, item_key: str, model) -> None:
+    """Count (one Spark job) and log the sessions skipped because no event is on an item the model knows;
+    raise when that is every session of a non-empty input."""
+    vocabulary = getattr(model, "item_vocab", None)
+    if vocabulary is not None:
+        checked, known = _known_flags(events.select(session_key, item_key), {item_key: ("items", vocabulary)})
+        known = known["items"]
+    else:  # a model on dense indices knows 0..n_items-1
+        checked, index = events, F.col(item_key)
+        known = index.isNotNull() & (index >= 0) & (index < F.lit(model.n_items))
+    per_session = checked.groupBy(session_key).agg(
+        F.count(F.when(known, 1)).alias("known"), F.count(F.when(~known, 1)).alias("unknown")
+    )
+    row = per_session.agg(
+        F.count("*").alias("sessions"),
+        F.count(F.when(F.col("known") == 0, 1)).alias("skipped"),
+        F.coalesce(F.sum("unknown"), F.lit(0)).alias("unknown"),
+    ).first()
+    if row["sessions"] and row["skipped"] == row["sessions"]:
+        given = dict(events.dtypes)[item_key]
+        types = (
+            ""
+            if vocabulary is None
+            else f" ({item_key} is {given}, the model's item ids are {vocabulary.spark_type})"
+        )
+        raise ValueError(
+            f"events: none of the {row['sessions']:,} sessions has an event on an item the model knows{types}; "
+            "check that the events and the model come from the same catalogue"
+        )
+    if row["skipped"] or row["unknown"]:
+        log.warning(
+            "recommend_sessions: %d of %d sessions skipped (no item known to the model); %d events on unknown "
+            "items ignored",
+            row["skipped"],
+            row["sessions"],
+            row["unknown"],
+        )
 
 
 def _score_sessions(
@@ -321,15 +420,23 @@ def train_isolated(algo: Model, ratings, *, file: str | Path | None = None, **fi
     Training memory is released when the child exits; the parent never holds the trained model. The
     returned :class:`TrainedModel` is accepted by :func:`recommend`, :func:`predict` and
     :func:`recommend_sessions`. ``ratings``: a pandas or Spark DataFrame, or a Parquet path; it reaches
-    the child as a Parquet file. ``fit_kwargs`` (JSON values) are passed to ``fit``.
+    the child as a Parquet file. ``fit_kwargs`` (JSON values) are passed to ``fit``. The child imports
+    ``algo``'s class from its module (with this process's ``sys.path``), so a class of the caller's own
+    must live in an importable module, not in ``__main__`` or inside a function.
     """
     if not isinstance(algo, Model):
         raise TypeError(f"train_isolated needs an unfitted spark_recs Model, got {type(algo).__name__}")
+    kind = model_kind(type(algo))
+    if kind.startswith("__main__:") or "<locals>" in kind:
+        raise ValueError(
+            f"train_isolated cannot train {kind}: the child process imports the model class, so define it "
+            "in an importable module (not in __main__ or inside a function)"
+        )
     target = Path(file) if file else Path(tempfile.mkdtemp(prefix="spark_recs_trained_")) / MODEL_FILE
-    kind = f"{type(algo).__module__}:{type(algo).__qualname__}"
     with tempfile.TemporaryDirectory(prefix="spark_recs_ratings_") as scratch:
         spec = {
             "kind": kind,
+            "path": [str(p) for p in sys.path],
             "params": algo.get_params(),
             "data": str(_ratings_file(ratings, Path(scratch))),
             "target": str(target),
@@ -356,7 +463,9 @@ def _ratings_file(ratings, folder: Path) -> Path:
 
 def _train_child(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
-    model = model_class(spec["kind"])(**spec["params"])
+    sys.path[:0] = [p for p in spec["path"] if p not in sys.path]
+    # The parent wrote this spec for a class it holds: importing the class's module is intended here.
+    model = import_model_class(spec["kind"])(**spec["params"])
     model.fit(pd.read_parquet(spec["data"]), **spec["fit_kwargs"])
     model.save(spec["target"])
 

@@ -10,12 +10,27 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
-from spark_recs.runtime import get_spark
+from pyspark.errors import AnalysisException
+
+from spark_recs.data.schema import SchemaError
+from spark_recs.runtime import default_tracking_uri, get_spark
 
 CONFIG_HELP = "YAML config (see conf/; defaults and rules: spark_recs/config.py)"
 SET_HELP = "override a config value, e.g. --set model.n_epochs=2 (repeatable; the value is YAML)"
+SEP_HELP = "separator of a CSV/TSV --input (default: from the suffix or the header line), e.g. ';'"
 TRACKING_HELP = "MLflow tracking URI (default $MLFLOW_TRACKING_URI, Databricks, or sqlite in .spark_recs)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _config(args: argparse.Namespace, schema: str | None, extra: list[str] = ()) -> dict:
@@ -24,13 +39,32 @@ def _config(args: argparse.Namespace, schema: str | None, extra: list[str] = ())
     return load_config(args.config, [*extra, *args.set], schema=schema)
 
 
+def _print_store(tracking_uri: str | None, run_id: str | None = None) -> None:
+    """Where the command's MLflow runs are, and a command that opens them (runnable as printed)."""
+    uri = tracking_uri or default_tracking_uri()
+    print(f"MLflow run {run_id} in {uri}" if run_id else f"MLflow tracking store: {uri}")
+    if uri.startswith("sqlite:"):
+        print(f"  see it with: {_mlflow_command()} ui --backend-store-uri {uri}")
+
+
+def _mlflow_command() -> str:
+    """The ``mlflow`` beside this Python (the venv's), relative to the current folder when inside it."""
+    beside = Path(sys.executable).with_name("mlflow")
+    if not beside.exists():
+        return "mlflow"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
 def _demo(args: argparse.Namespace) -> int:
-    from spark_recs.demo import summary
-    from spark_recs.pipeline import demo, override
+    from spark_recs.pipeline import check_source, demo, override
 
     flags = {
         "data.sessions": args.sessions,
         "data.ratings": args.ratings,
+        "data.sep": args.sep,
         "data.test_days": args.test_days,
         "data.n_events": args.events,
         "data.n_items": args.items,
@@ -39,15 +73,23 @@ def _demo(args: argparse.Namespace) -> int:
         "paths.output": args.output,
     }
     config = _config(args, "demo", [override(k, v) for k, v in flags.items() if v is not None])
-    print(summary(demo(get_spark(args.remote), config)))
+    for key in ("sessions", "ratings"):
+        if config["data"][key]:
+            check_source(config["data"][key], f"data.{key}")
+    result = demo(get_spark(args.remote), config)
+    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items() if k != "n_targets")
+    print(f"Popular on {result['metrics']['n_targets']:,.0f} next-item targets: {metrics}")
+    print(f"Recommendations and rejected rows ({result['format']}): {result['output']}")
+    _print_store(result["tracking_uri"], result["run_id"])
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import prepare
+    from spark_recs.pipeline import check_source, prepare
 
     config = _config(args, "gru4rec")
-    result = prepare(get_spark(args.remote), config, args.input, args.output)
+    check_source(args.input, "--input")
+    result = prepare(get_spark(args.remote), config, args.input, args.output, sep=args.sep)
     print(result.summary())
     for part, table in result.tables.items():
         print(f"  {part}: {table}")
@@ -55,9 +97,11 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import train
+    from spark_recs.pipeline import check_prepared, train
 
     config = _config(args, None)
+    if config["kind"] == "gru4rec":
+        check_prepared(args.input, "train")
     result = train(
         get_spark(args.remote),
         config,
@@ -69,16 +113,19 @@ def _train(args: argparse.Namespace) -> int:
     )
     if result.evaluation is not None:
         print(result.evaluation.round(4).to_string(index=False))
-    print(f"MLflow run {result.run_id}; model: {result.model_uri}")
+    print(f"model: {result.model_uri}")
     if result.model_path:
         print(f"model file: {result.model_path}")
+    _print_store(args.tracking_uri, result.run_id)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import evaluate
+    from spark_recs.pipeline import check_model, check_prepared, evaluate, evaluated_model
 
     config = _config(args, "gru4rec")
+    check_prepared(args.input, "test")
+    check_model(evaluated_model(config, args.model))
     result = evaluate(
         get_spark(args.remote),
         config,
@@ -90,21 +137,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items())
     print(f"{metrics} on {result['counts']['n_predictions']:,} next-item predictions")
-    print(f"MLflow run {result['run_id']} (experiment {args.experiment!r})")
+    print(f"experiment {args.experiment!r}")
+    _print_store(args.tracking_uri, result["run_id"])
     return 0
 
 
-def _show(frame, output: str | None, what: str) -> None:
+def _show(frame, output: str | None, what: str, tracking_uri: str | None, model: str) -> None:
+    from spark_recs.models.references import URI
+
     if output:
-        print(f"{what} written to {output}")
+        print(f"{frame.count():,} {what} written to {output}")
     else:
         print(frame.limit(20).toPandas().to_string(index=False))
+    if URI.match(model):
+        _print_store(tracking_uri)
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import recommend
+    from spark_recs.pipeline import check_model, check_source, recommend
 
     config = _config(args, "gru4rec") if args.config or args.set else None
+    check_model(args.model)
+    check_source(args.input, "--input")
     recs = recommend(
         get_spark(args.remote),
         args.model,
@@ -114,16 +168,19 @@ def _recommend(args: argparse.Namespace) -> int:
         config=config,
         every_prefix=args.every_prefix,
         user_col=args.user_col,
+        sep=args.sep,
         model_dir=args.model_dir,
         tracking_uri=args.tracking_uri,
     )
-    _show(recs, args.output, "Recommendations")
+    _show(recs, args.output, "recommendations", args.tracking_uri, args.model)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import predict
+    from spark_recs.pipeline import check_model, check_source, predict
 
+    check_model(args.model)
+    check_source(args.input, "--input")
     preds = predict(
         get_spark(args.remote),
         args.model,
@@ -131,21 +188,24 @@ def _predict(args: argparse.Namespace) -> int:
         output=args.output,
         user_col=args.user_col,
         item_col=args.item_col,
+        sep=args.sep,
         model_dir=args.model_dir,
         tracking_uri=args.tracking_uri,
     )
-    _show(preds, args.output, "Predictions")
+    _show(preds, args.output, "predictions", args.tracking_uri, args.model)
     return 0
 
 
 def _multieval(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import multieval, multieval_summary
+    from spark_recs.pipeline import check_source, multieval, multieval_path, multieval_summary
 
     config = _config(args, "multieval")
+    check_source(config["data"]["ratings"], "data.ratings")
     results = multieval(get_spark(args.remote), config, runs=args.runs, tracking_uri=args.tracking_uri)
     print(multieval_summary(results).to_string())
-    evaluation = config["evaluation"]
-    print(f"runs table: {evaluation['path']}/runs.csv; MLflow experiment {evaluation['experiment']!r}")
+    experiment = config["evaluation"]["experiment"]
+    print(f"runs table: {Path(multieval_path(config)) / 'runs.csv'}; MLflow experiment {experiment!r}")
+    _print_store(args.tracking_uri)
     return 0 if (results["status"] == "ok").all() else 1
 
 
@@ -214,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", type=int, help="synthetic events (default 200000)")
     demo.add_argument("--items", type=int, help="synthetic items (default 2000)")
     demo.add_argument("--seed", type=int, help="seed of the synthetic data (default 0)")
+    demo.add_argument("--sep", help=SEP_HELP)
     demo.add_argument("--tracking-uri", help=TRACKING_HELP)
     demo.add_argument(
         "--output", help="folder for the recommendations and rejected rows (default .spark_recs/demo)"
@@ -241,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a folder (a path with '/') or a schema (catalog.schema) to write the sessions_* tables to",
     )
+    prepare.add_argument("--sep", help=SEP_HELP)
 
     train = _add(
         sub,
@@ -315,12 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recommend.add_argument("--model", required=True, help="model file or MLflow model URI")
     recommend.add_argument("--input", required=True, help="sessions (session model) or users (user model)")
-    recommend.add_argument("--n", type=int, default=20, help="list length (default 20)")
+    recommend.add_argument("--n", type=_positive_int, default=20, help="list length (default 20)")
     recommend.add_argument("--output", help="table or path to write (default: print the first rows)")
     recommend.add_argument(
         "--every-prefix", action="store_true", help="session models: recommend after every event"
     )
     recommend.add_argument("--user-col", default="user", help="user models: the user column (default user)")
+    recommend.add_argument("--sep", help=SEP_HELP)
     recommend.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
     recommend.add_argument("--tracking-uri", help=TRACKING_HELP)
 
@@ -345,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="table or path to write (default: print the first rows)")
     predict.add_argument("--user-col", default="user", help="user column (default user)")
     predict.add_argument("--item-col", default="item", help="item column (default item)")
+    predict.add_argument("--sep", help=SEP_HELP)
     predict.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
     predict.add_argument("--tracking-uri", help=TRACKING_HELP)
 
@@ -376,12 +440,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, AnalysisException) as exc:
         if args.debug:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"spark-recs {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"spark-recs {args.command}: error: {_one_line(exc)} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2
+
+
+def _one_line(exc: Exception) -> str:
+    """A user error as one line: the command-line form of a schema error, the first line of Spark's."""
+    if isinstance(exc, SchemaError):
+        return exc.message(command_line=True)
+    if isinstance(exc, AnalysisException):  # Spark appends plans and JVM traces after the first line
+        return str(exc).strip().splitlines()[0]
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 def _step(command: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ class Rule:
     choices: tuple[str, ...] = ()
     items: Rule | None = None
     nullable: bool = False
+    #: An input location: a relative path written in a config file is relative to that file.
+    source: bool = False
 
     def check(self, key: str, value: Any) -> None:
         if value is None and self.nullable:
@@ -106,7 +109,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     },
     "paths": {
         "model_save": ("model.pth", Rule(str, nullable=True)),
-        "model_load": (None, Rule(str, nullable=True)),
+        "model_load": (None, Rule(str, nullable=True, source=True)),
     },
 }
 
@@ -114,7 +117,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
 #: Every key of a MultiEval config (``spark-recs multieval``) with its default value and rule, by section.
 MULTIEVAL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "data": {
-        "ratings": ("../shared/data/ml-latest-small", Rule(str)),
+        "ratings": ("../shared/data/ml-latest-small", Rule(str, source=True)),
         "name": ("ml-latest-small", Rule(str)),
     },
     "split": {
@@ -126,7 +129,7 @@ MULTIEVAL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     # Each entry: {class: Popular | Bias | BiasedMF | ImplicitMF | ItemKNN | "module:Class", name: ..., params: {...}}
     "algorithms": {},
     "evaluation": {
-        "path": (".spark_recs/multieval/ml-latest-small", Rule(str)),
+        "path": (None, Rule(str, nullable=True)),  # null: <work dir>/multieval/<data.name>
         "recommend": (100, Rule(int, 1)),
         "predict": (True, Rule(bool)),
         "experiment": ("spark_recs-multieval", Rule(str)),
@@ -146,7 +149,7 @@ ALGORITHMS = {
 #: Every key of a Gym config (``spark-recs train`` with ``kind: gym``): the MovieLens rating Gym, PPO, baselines.
 GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "data": {
-        "path": ("../shared/data/ml-100k", Rule(str)),
+        "path": ("../shared/data/ml-100k", Rule(str, source=True)),
         "split": ("fold", Rule(str, choices=("fold", "temporal"))),
         "fold": (1, Rule(int, 1, 5)),
     },
@@ -188,8 +191,18 @@ GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
 #: Every key of the demo config (``spark-recs demo [--config conf/demo.yaml]``), by section.
 DEMO_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "data": {
-        "sessions": (None, Rule(str, nullable=True)),  # session log (file, path, table); null: synthetic
-        "ratings": (None, Rule(str, nullable=True)),  # or ratings, each user's history acting as a session
+        "sessions": (
+            None,
+            Rule(str, nullable=True, source=True),
+        ),  # session log (file, path, table); null: synthetic
+        "ratings": (
+            None,
+            Rule(str, nullable=True, source=True),
+        ),  # or ratings, each user's history acting as a session
+        "sep": (
+            None,
+            Rule(str, nullable=True),
+        ),  # separator of a CSV/TSV file; null: from the suffix or header
         "session_key": ("SessionId", Rule(str)),
         "item_key": ("ItemId", Rule(str)),
         "time_key": ("Time", Rule(str)),
@@ -216,8 +229,14 @@ DEMO_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
 #: only the section of ``algorithm.name`` is used.
 RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "data": {
-        "ratings": ("../shared/data/ml-latest-small", Rule(str)),  # MovieLens folder, file, path or table
-        "items": (None, Rule(str, nullable=True)),  # MovieLens folder for features; null: data.ratings
+        "ratings": (
+            "../shared/data/ml-latest-small",
+            Rule(str, source=True),
+        ),  # MovieLens folder, file, path or table
+        "items": (
+            None,
+            Rule(str, nullable=True, source=True),
+        ),  # MovieLens folder for features; null: data.ratings
         "user_key": ("user", Rule(str)),  # column names of a ratings file or table
         "item_key": ("item", Rule(str)),
         "rating_key": ("rating", Rule(str)),
@@ -226,7 +245,7 @@ RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "embeddings": {
         "source": ("features", Rule(str, choices=("features", "mf", "file"))),
         "dim": (32, _POSITIVE_INT),
-        "path": (None, Rule(str, nullable=True)),
+        "path": (None, Rule(str, nullable=True, source=True)),
         "mf_iterations": (20, _POSITIVE_INT),
     },
     "env": {
@@ -309,8 +328,12 @@ SCHEMAS = {
 
 
 def build_algorithms(entries: list) -> list[tuple[str, object]]:
-    """``(name, unfitted model)`` for each ``algorithms`` entry of a MultiEval config; errors name the entry."""
-    from spark_recs.models.base import model_class
+    """``(name, unfitted model)`` for each ``algorithms`` entry of a MultiEval config; errors name the entry.
+
+    A ``class`` is a built-in name (:data:`ALGORITHMS`) or the ``module:Class`` of the user's own code,
+    whose module is imported: the config names it on purpose (unlike a model file's ``kind``).
+    """
+    from spark_recs.models.base import import_model_class, model_class
 
     if not isinstance(entries, list) or not entries:
         raise ConfigError("algorithms must be a non-empty list of {class: ..., params: {...}} entries")
@@ -322,13 +345,15 @@ def build_algorithms(entries: list) -> list[tuple[str, object]]:
         unknown = set(entry) - {"class", "name", "params"}
         if unknown:
             raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: class, name, params")
-        kind = ALGORITHMS.get(entry["class"], entry["class"])
-        if ":" not in kind:
-            raise ConfigError(
-                f"{where}.class {entry['class']!r} is unknown{_closest(entry['class'], list(ALGORITHMS))}"
-            )
+        spec = str(entry["class"])
+        if spec not in ALGORITHMS and ":" not in spec:
+            raise ConfigError(f"{where}.class {spec!r} is unknown{_closest(spec, list(ALGORITHMS))}")
         try:
-            model = model_class(kind)(**(entry.get("params") or {}))
+            cls = model_class(ALGORITHMS[spec]) if spec in ALGORITHMS else import_model_class(spec)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.class: {exc}") from None
+        try:
+            model = cls(**(entry.get("params") or {}))
         except TypeError as exc:
             raise ConfigError(f"{where}.params: {exc}") from None
         built.append((entry.get("name") or entry["class"], model))
@@ -388,6 +413,31 @@ def config_kind(given: dict, schema: str | None = None) -> str:
     return kind
 
 
+def _resolve_sources(given: dict, schema: str, folder: Path) -> None:
+    """Make the relative input paths of a config file (``Rule.source``) relative to the file's ``folder``;
+    table names, URIs and absolute paths stay as written."""
+    from spark_recs.data.io import is_table_name
+
+    if not isinstance(given, dict):
+        return
+    for section, values in given.items():
+        rules = SCHEMAS[schema].get(section)
+        if not isinstance(values, dict) or not isinstance(rules, dict):
+            continue
+        for key, value in values.items():
+            rule = rules.get(key, (None, None))[1]
+            if not (rule and rule.source and isinstance(value, str) and value):
+                continue
+            if (
+                "://" in value
+                or ":/" in value
+                or Path(value).expanduser().is_absolute()
+                or is_table_name(value)
+            ):
+                continue
+            values[key] = os.path.normpath(folder / value)
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] = (), schema: str | None = "gru4rec"
 ) -> dict:
@@ -402,6 +452,7 @@ def load_config(
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
         given = yaml.safe_load(path.read_text()) or {}
+        _resolve_sources(given, config_kind(given, schema), path.resolve().parent)
     for assignment in overrides:
         apply_override(given, assignment)
     schema = config_kind(given, schema)

@@ -41,6 +41,7 @@ class DemoConfig:
     session_key: str = "SessionId"
     item_key: str = "ItemId"
     time_key: str = "Time"
+    sep: str | None = None
     n_events: int = 200_000
     n_items: int = 2_000
     seed: int = 0
@@ -68,9 +69,9 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
 
     with steps.step(f"Load and validate {source}"):
         if cfg.sessions:
-            checked = load_sessions(spark, cfg.sessions, **keys)
+            checked = load_sessions(spark, cfg.sessions, **keys, sep=cfg.sep)
         elif cfg.ratings:
-            checked = _load_ratings(spark, cfg.ratings)
+            checked = _load_ratings(spark, cfg.ratings, cfg.sep)
         else:
             raw = synthetic_sessions(spark, cfg.n_events, cfg.n_items, seed=cfg.seed)
             checked = validate(raw, [cfg.session_key, cfg.item_key], cfg.time_key, what="synthetic sessions")
@@ -137,21 +138,8 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
     }
 
 
-def _load_ratings(spark: SparkSession, source: str) -> Validated:
+def _load_ratings(spark: SparkSession, source: str, sep: str | None) -> Validated:
     if Path(source).is_dir() and not (Path(source) / "_delta_log").exists():
         return load_ratings(spark, source)
-    raw = read_table(spark, source)
+    raw = read_table(spark, source, sep=sep)
     return validate(raw, ["user", "item"], "timestamp", "rating", what=f"ratings {source}")
-
-
-def summary(result: dict) -> str:
-    """What the demo prints at the end: the figures and where to look."""
-    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items() if k != "n_targets")
-    lines = [
-        f"Popular on {result['metrics']['n_targets']:,.0f} next-item targets: {metrics}",
-        f"Recommendations and rejected rows ({result['format']}): {result['output']}",
-        f"MLflow run {result['run_id']} in {result['tracking_uri']}",
-    ]
-    if result["tracking_uri"].startswith("sqlite:"):
-        lines.append(f"  see it with: mlflow ui --backend-store-uri {result['tracking_uri']}")
-    return "\n".join(lines)

@@ -22,15 +22,14 @@ from pathlib import Path
 import pandas as pd
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from spark_recs.config import ConfigError, defaults
 from spark_recs.data.io import is_table_name, read_table, write_table
 from spark_recs.data.movielens import load_ratings
-from spark_recs.data.schema import require_columns
+from spark_recs.data.schema import SchemaError, Validated, require_columns, validate
 from spark_recs.data.sessions import load_sessions
 from spark_recs.progress import Steps
-from spark_recs.runtime import cached, configure_mlflow, default_tracking_uri
+from spark_recs.runtime import cached, configure_mlflow, default_tracking_uri, work_dir
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
 PREPARED_PARTS = ("train", "valid", "test", "rejected")
@@ -45,8 +44,18 @@ def _note(text: str) -> None:
 # ---- sources --------------------------------------------------------------------------------------
 
 
+def check_source(source: str, what: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``source`` and the fix when it is a local path that does not exist
+    (needs no Spark: the CLI checks its arguments before starting a session)."""
+    if not is_table_name(source) and "://" not in source and not Path(source).exists():
+        raise FileNotFoundError(
+            f"{what}: {source} does not exist; pass an existing file or folder, or a catalog.schema.table name"
+        )
+
+
 def require_source(spark: SparkSession, source: str, what: str) -> None:
     """Raise ``FileNotFoundError`` naming ``source`` and the fix when no table or path of that name exists."""
+    check_source(source, what)
     if is_table_name(source):
         try:
             found, why = spark.catalog.tableExists(source.replace("`", "")), ""
@@ -57,10 +66,6 @@ def require_source(spark: SparkSession, source: str, what: str) -> None:
                 f"{what}: table {source} not found{why}; create it, or pass a file or folder path "
                 "(a path needs a '/', e.g. ./clicks.tsv)"
             )
-    elif "://" not in source and not Path(source).exists():
-        raise FileNotFoundError(
-            f"{what}: {source} does not exist; pass an existing file or folder, or a catalog.schema.table name"
-        )
 
 
 def _is_movielens(source: str) -> bool:
@@ -68,13 +73,26 @@ def _is_movielens(source: str) -> bool:
     return any((folder / name).is_file() for name in ("u.data", "ratings.csv", "ratings.dat"))
 
 
-def read_source(spark: SparkSession, source: str, what: str) -> DataFrame:
-    """A table, Delta/Parquet path or CSV/TSV file as a DataFrame; a MovieLens folder as its validated
-    ``user, item, rating, timestamp`` ratings."""
+def read_source(spark: SparkSession, source: str, what: str, sep: str | None = None) -> DataFrame:
+    """A table, Delta/Parquet path or CSV/TSV file (``sep``: its separator) as a DataFrame; a MovieLens
+    folder as its validated ``user, item, rating, timestamp`` ratings."""
     require_source(spark, source, what)
     if not is_table_name(source) and _is_movielens(source):
         return load_ratings(spark, source).accepted
-    return read_table(spark, source)
+    return read_table(spark, source, sep=sep)
+
+
+def session_settings(keys: dict) -> dict[str, str]:
+    """Which config key names each column of a session log (for the fix of a :class:`SchemaError`)."""
+    return {keys[k]: f"data.{k}" for k in ("session_key", "item_key", "time_key")}
+
+
+def _load_session_log(spark, source: str, keys: dict, sep: str | None, id_type="auto") -> Validated:
+    """:func:`load_sessions` whose missing-column error names the config keys that fix it."""
+    try:
+        return load_sessions(spark, source, **keys, sep=sep, id_type=id_type)
+    except SchemaError as exc:
+        raise exc.fixed_by(session_settings(keys)) from None
 
 
 def prepared_location(location: str, part: str) -> str:
@@ -86,17 +104,37 @@ def prepared_location(location: str, part: str) -> str:
     return f"{location}.{name}" if is_table_name(location) else str(Path(location) / name)
 
 
-def read_prepared(spark: SparkSession, location: str, part: str) -> DataFrame:
-    """One part of what :func:`prepare` wrote at ``location``."""
+def check_prepared(location: str | None, part: str, spark: SparkSession | None = None) -> None:
+    """Raise ``FileNotFoundError`` with the fix when :func:`prepare` wrote no ``part`` at ``location`` (a
+    table is looked up only with ``spark``; a folder needs no Spark)."""
+    if not location:
+        raise ValueError(
+            "the prepared sessions are needed: pass --input, the location `spark-recs prepare --output` "
+            "wrote (a folder or catalog.schema)"
+        )
     target = prepared_location(location, part)
     try:
-        require_source(spark, target, f"prepared {part} sessions")
+        require_source(spark, target, "") if spark is not None else check_source(target, "")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no prepared {part} sessions at {target}: run `spark-recs prepare --output {location}` first, "
             "or pass the --input that prepare wrote to"
         ) from None
-    return read_table(spark, target)
+
+
+def read_prepared(spark: SparkSession, location: str, part: str) -> DataFrame:
+    """One part of what :func:`prepare` wrote at ``location``."""
+    check_prepared(location, part, spark)
+    return read_table(spark, prepared_location(location, part))
+
+
+def check_model(reference: str) -> None:
+    """Raise ``FileNotFoundError`` when ``reference`` is neither an MLflow/remote URI nor a local model file
+    (needs no Spark)."""
+    from spark_recs.models.references import URI, model_file
+
+    if not URI.match(str(reference)):
+        model_file(reference)
 
 
 def load_model_reference(reference: str, tracking_uri: str | None = None):
@@ -138,17 +176,20 @@ class Prepared:
         )
 
 
-def prepare(spark: SparkSession, config: dict, source: str, output: str) -> Prepared:
+def prepare(
+    spark: SparkSession, config: dict, source: str, output: str, *, sep: str | None = None
+) -> Prepared:
     """Load and validate a session log, split whole sessions by time with the config's ``data_split``
     fractions, and write ``sessions_train/valid/test`` plus ``sessions_rejected`` (every rejected row with
-    its ``reason``) under ``output`` (a folder, or a ``catalog.schema``)."""
+    its ``reason``) under ``output`` (a folder, or a ``catalog.schema``). ``sep``: the separator of a
+    CSV/TSV ``source`` (default: from the suffix or the header line)."""
     from spark_recs.data.split import train_valid_test_split
 
     keys, split = config["data"], config["data_split"]
     steps = Steps(3)
     with steps.step(f"Load and validate {source}"):
         require_source(spark, source, "sessions")
-        checked = load_sessions(spark, source, **keys)
+        checked = _load_session_log(spark, source, keys, sep)
         _note(checked.summary())
         if checked.n_accepted == 0:
             raise ValueError(
@@ -168,6 +209,11 @@ def prepare(spark: SparkSession, config: dict, source: str, output: str) -> Prep
             write_table(frame, tables[part])
             if part != "rejected":
                 counts[part] = read_table(spark, tables[part]).count()
+    if not counts["train"]:
+        raise ValueError(
+            f"{source}: the split left no train sessions (valid {counts['valid']:,}, test {counts['test']:,} "
+            "events); lower data_split.valid_fraction/test_fraction"
+        )
     return Prepared(output, tables, counts)
 
 
@@ -252,12 +298,8 @@ def _train_gru4rec(spark, config, prepared, experiment, register_as, alias, trac
     import mlflow
 
     from spark_recs.models.gru4rec import build_model
-    from spark_recs.tracking import log_model, log_params_flat, tracked_run
+    from spark_recs.tracking import loading_uri, log_model, log_params_flat, tracked_run
 
-    if not prepared:
-        raise ValueError(
-            "train needs --input: the location `spark-recs prepare --output` wrote (a folder or catalog.schema)"
-        )
     keys, model_cfg = config["data"], config["model"]
     steps = Steps(3)
     with steps.step(f"Load prepared sessions from {prepared}"):
@@ -281,12 +323,9 @@ def _train_gru4rec(spark, config, prepared, experiment, register_as, alias, trac
                 mlflow.set_tag("model_path", model_path)
             aliases = [alias] if alias and register_as else []
             info = log_model(gru, registered_model_name=register_as or None, aliases=aliases)
-            version = info.registered_model_version
+            version, uri = info.registered_model_version, loading_uri(info, register_as, alias)
             if register_as:
-                uri = f"models:/{register_as}@{alias}" if alias else f"models:/{register_as}/{version}"
                 _note(f"registered {register_as} version {version}" + (f" as @{alias}" if alias else ""))
-            else:
-                uri = info.model_uri
     return Trained(gru, run.info.run_id, uri, model_path, version, pd.DataFrame(gru.history_))
 
 
@@ -314,6 +353,16 @@ def _epoch_logger(valid: pd.DataFrame | None, config: dict, n_epochs: int):
     return log_epoch
 
 
+def evaluated_model(config: dict, model: str | None) -> str:
+    """The model :func:`evaluate` scores: ``model``, else ``paths.model_load``, else ``paths.model_save``."""
+    reference = model or config["paths"]["model_load"] or config["paths"]["model_save"]
+    if not reference:
+        raise ValueError(
+            "evaluate needs --model (a model path or MLflow URI), or paths.model_load in the config"
+        )
+    return reference
+
+
 def evaluate(
     spark: SparkSession,
     config: dict,
@@ -336,11 +385,7 @@ def evaluate(
     from spark_recs.models.base import Recommender
     from spark_recs.tracking import log_metrics_clean, tracked_run
 
-    reference = model or config["paths"]["model_load"] or config["paths"]["model_save"]
-    if not reference:
-        raise ValueError(
-            "evaluate needs --model (a model path or MLflow URI), or paths.model_load in the config"
-        )
+    reference = evaluated_model(config, model)
     steps = Steps(2)
     with steps.step(f"Load model {reference} and the test sessions"):
         loaded = load_model_reference(reference, tracking_uri)
@@ -356,6 +401,12 @@ def evaluate(
         result = evaluate_sessions(
             loaded, test, **config["evaluation"], **config["data"], model_dir=model_dir
         )
+        if not result.n_predictions:
+            raise ValueError(
+                f"nothing to score in {prepared_location(prepared, 'test')}: no session has two events on "
+                f"items the model knows ({result.n_dropped_events:,} events on unknown items); check that the "
+                "model was trained on these prepared sessions and that data_split.test_fraction > 0"
+            )
     metrics = {f"recall@{c}": v for c, v in result.recall.items()} | {
         f"mrr@{c}": v for c, v in result.mrr.items()
     }
@@ -381,9 +432,36 @@ def _shipped(reference: str, loaded):
     return loaded if URI.match(str(reference)) else reference
 
 
-def _typed(frame: DataFrame, column: str, spark_type: str) -> DataFrame:
-    # CSV input arrives as strings; ids must have the model's id type to match its vocabulary.
-    return frame.withColumn(column, F.col(column).cast(spark_type))
+def rejected_location(output: str) -> str:
+    """Where :func:`recommend`/:func:`predict` keep the input rows they could not use: ``<output>_rejected``."""
+    return f"{output.rstrip('/')}_rejected"
+
+
+def _checked_input(checked: Validated, source: str, output: str | None, what: str, types: str) -> DataFrame:
+    """The usable rows of a validated ``recommend``/``predict`` input; rejected rows are counted, printed
+    and written beside ``output``; no usable row at all is an error naming the model's id types."""
+    if checked.n_rejected:
+        _note(checked.summary())
+        if output:
+            write_table(checked.rejected, rejected_location(output))
+            _note(f"rejected rows (with a reason) written to {rejected_location(output)}")
+    if checked.rows_in and not checked.n_accepted:
+        raise ValueError(
+            f"{what} {source}: none of the {checked.rows_in:,} rows has ids of the model's types ({types}); "
+            f"{checked.summary()}"
+        )
+    return checked.accepted
+
+
+def _require_rows(result: DataFrame, n_input: int, what: str, output: str | None) -> DataFrame:
+    """``result``, unless it has no row for an input that had some: then a ValueError saying so."""
+    if n_input and (result.count() if output else result.limit(1).count()) == 0:
+        where = f" (an empty table was written to {output})" if output else ""
+        raise ValueError(
+            f"no {what} for any of the {n_input:,} input rows{where}: the model knows none of their ids; "
+            "check that the input and the model come from the same data"
+        )
+    return result
 
 
 def recommend(
@@ -396,6 +474,7 @@ def recommend(
     config: dict | None = None,
     every_prefix: bool = False,
     user_col: str = "user",
+    sep: str | None = None,
     model_dir: str | None = None,
     tracking_uri: str | None = None,
 ) -> DataFrame:
@@ -403,8 +482,11 @@ def recommend(
 
     A session model (GRU4Rec) reads ``source`` as a session log (columns from the config's ``data``
     section) and recommends the next items after each session's last event (after every event with
-    ``every_prefix``); a user model reads the users of ``source`` (column ``user_col``). Written to
-    ``output`` (a table or path) when given; returns the recommendations as a DataFrame.
+    ``every_prefix``); a user model reads the users of ``source`` (column ``user_col``). Ids are read in
+    the model's id types; rows that cannot be used (null ids, ids of another type) are counted, printed
+    and written to :func:`rejected_location` of ``output``. Written to ``output`` (a table or path) when
+    given; returns the recommendations as a DataFrame. No recommendation at all for a non-empty input is
+    an error.
     """
     from spark_recs import batch
     from spark_recs.models.base import Recommender
@@ -416,26 +498,27 @@ def recommend(
     what = f"Recommend the top {n} for {source}" + (f" into {output}" if output else "")
     with steps.step(what):
         if isinstance(loaded, Recommender):
-            users = read_source(spark, source, "users")
-            require_columns(users, [user_col], f"users {source}")
-            users = _typed(users, user_col, loaded.user_vocab.spark_type)
-            return batch.recommend(
+            users = read_source(spark, source, "users", sep)
+            require_columns(users, [user_col], f"users {source}", settings={user_col: "--user-col"})
+            user_type = loaded.user_vocab.spark_type
+            checked = validate(
+                users, [user_col], id_type={user_col: user_type}, duplicates=False, what=f"users {source}"
+            )
+            users = _checked_input(checked, source, output, "users", f"{user_col} {user_type}")
+            recs = batch.recommend(
                 _shipped(model, loaded), users, n, user_col=user_col, output=output, model_dir=model_dir
             )
+            return _require_rows(recs, checked.n_accepted, "recommendations", output)
         keys = (config or defaults("gru4rec"))["data"]
         require_source(spark, source, "sessions")
-        checked = load_sessions(spark, source, **keys)
-        if checked.n_rejected:
-            _note(checked.summary())
-        return batch.recommend_sessions(
-            _shipped(model, loaded),
-            checked.accepted,
-            n,
-            every_prefix,
-            **keys,
-            output=output,
-            model_dir=model_dir,
+        vocabulary = getattr(loaded, "item_vocab", None)
+        item_type = vocabulary.spark_type if vocabulary is not None else "long"
+        checked = _load_session_log(spark, source, keys, sep, {keys["item_key"]: item_type})
+        events = _checked_input(checked, source, output, "sessions", f"{keys['item_key']} {item_type}")
+        recs = batch.recommend_sessions(
+            _shipped(model, loaded), events, n, every_prefix, **keys, output=output, model_dir=model_dir
         )
+        return _require_rows(recs, checked.n_accepted, "recommendations", output)
 
 
 def predict(
@@ -446,11 +529,13 @@ def predict(
     output: str | None = None,
     user_col: str = "user",
     item_col: str = "item",
+    sep: str | None = None,
     model_dir: str | None = None,
     tracking_uri: str | None = None,
 ) -> DataFrame:
     """Rating predictions of a user model for the ``user, item`` pairs of ``source`` (other columns, e.g.
-    ``rating``, are kept; a ``prediction`` column is added). Written to ``output`` when given."""
+    ``rating``, are kept; a ``prediction`` column is added). Ids are read in the model's id types; unusable
+    rows go to :func:`rejected_location` of ``output``. Written to ``output`` when given."""
     from spark_recs import batch
     from spark_recs.models.base import Recommender
 
@@ -463,12 +548,21 @@ def predict(
                 "use `spark-recs recommend` for it, or pass a user model (Bias, BiasedMF, ItemKNN, ...)"
             )
     with steps.step(f"Predict the pairs of {source}" + (f" into {output}" if output else "")):
-        pairs = read_source(spark, source, "pairs")
-        require_columns(pairs, [user_col, item_col], f"pairs {source}")
-        pairs = _typed(
-            _typed(pairs, user_col, loaded.user_vocab.spark_type), item_col, loaded.item_vocab.spark_type
+        pairs = read_source(spark, source, "pairs", sep)
+        require_columns(
+            pairs,
+            [user_col, item_col],
+            f"pairs {source}",
+            settings={user_col: "--user-col", item_col: "--item-col"},
         )
-        return batch.predict(
+        types = {user_col: loaded.user_vocab.spark_type, item_col: loaded.item_vocab.spark_type}
+        checked = validate(
+            pairs, [user_col, item_col], id_type=types, duplicates=False, what=f"pairs {source}"
+        )
+        pairs = _checked_input(
+            checked, source, output, "pairs", ", ".join(f"{c} {t}" for c, t in types.items())
+        )
+        preds = batch.predict(
             _shipped(model, loaded),
             pairs,
             user_col=user_col,
@@ -476,6 +570,7 @@ def predict(
             output=output,
             model_dir=model_dir,
         )
+        return _require_rows(preds, checked.n_accepted, "predictions", output)
 
 
 # ---- comparisons and the demo ---------------------------------------------------------------------
@@ -506,7 +601,7 @@ def multieval(
     )
     folds = list(partition_users(checked.accepted, split["partitions"], holdout, seed=split["seed"]))
     evaluator = MultiEval(
-        evaluation["path"],
+        multieval_path(config),
         predict=evaluation["predict"],
         recommend=evaluation["recommend"],
         experiment=evaluation["experiment"],
@@ -521,6 +616,11 @@ def multieval(
     return evaluator.collect_results()
 
 
+def multieval_path(config: dict) -> str:
+    """Where a MultiEval config's runs go: ``evaluation.path``, else ``<work dir>/multieval/<data.name>``."""
+    return config["evaluation"]["path"] or str(work_dir() / "multieval" / config["data"]["name"])
+
+
 def multieval_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean metrics and timings per algorithm over the runs of :func:`multieval`."""
     metrics = [c for c in results.columns if "@" in c or c in ("ndcg", "recip_rank", "rmse", "mae")]
@@ -529,9 +629,8 @@ def multieval_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def demo(spark: SparkSession, config: dict) -> dict:
-    """Run the demo job (:func:`spark_recs.demo.run_demo`) with a ``kind: demo`` config."""
-    from spark_recs.demo import DemoConfig, run_demo
-
+    """Run the demo job (:func:`spark_recs.demo.run_demo`) with a ``kind: demo`` config; no next-item
+    target to score is an error."""
     data, evaluation = config["data"], config["evaluation"]
     if max(evaluation["cutoff"]) > evaluation["n"]:
         raise ConfigError(
@@ -540,6 +639,30 @@ def demo(spark: SparkSession, config: dict) -> dict:
         )
     if data["sessions"] and data["ratings"]:
         raise ConfigError("give data.sessions or data.ratings, not both")
+    try:
+        result = _run_demo(spark, config)
+    except SchemaError as exc:
+        if not data["sessions"]:
+            raise
+        looks_like_ratings = {"user", "item"} <= set(exc.found)
+        hint = (
+            f"it looks like ratings: pass it as data.ratings={data['sessions']}",
+            f"it looks like ratings: run `spark-recs demo --ratings {data['sessions']}`",
+        )
+        raise exc.fixed_by(session_settings(data), hint if looks_like_ratings else None) from None
+    if not result["metrics"]["n_targets"]:
+        raise ValueError(
+            f"the demo found no next-item target to score: the test sessions (those ending in the last "
+            f"{data['test_days']:g} days) are empty or hold no item seen in training; raise data.test_days "
+            "(--test-days) or give more data"
+        )
+    return result
+
+
+def _run_demo(spark: SparkSession, config: dict) -> dict:
+    from spark_recs.demo import DemoConfig, run_demo
+
+    data, evaluation = config["data"], config["evaluation"]
     return run_demo(
         spark,
         DemoConfig(
@@ -548,6 +671,7 @@ def demo(spark: SparkSession, config: dict) -> dict:
             session_key=data["session_key"],
             item_key=data["item_key"],
             time_key=data["time_key"],
+            sep=data["sep"],
             n_events=data["n_events"],
             n_items=data["n_items"],
             seed=data["seed"],

@@ -7,6 +7,7 @@ can live side by side in one process (the tests do exactly that).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -20,7 +21,9 @@ log = logging.getLogger(__name__)
 
 _DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 _DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_CATALOG_BUSY = "spark.spark_recs.catalogBusy"  # set on a session that runs without the persistent catalog
 _formats: dict[int, str] = {}
+_catalog_locks: dict[Path, int | None] = {}  # work dir -> its held lock, None: another process has it
 
 
 def on_databricks() -> bool:
@@ -79,6 +82,7 @@ def _local_session(app_name: str, conf: dict) -> SparkSession:
         "spark.local.dir": str(root / "tmp"),
         "spark.driver.memory": os.environ.get("SPARK_RECS_DRIVER_MEMORY", "4g"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={root / 'derby'}",
+        **_catalog_settings(root),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
@@ -99,6 +103,54 @@ def _local_session(app_name: str, conf: dict) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_RECS_LOG_LEVEL", "WARN"))
     return spark
+
+
+def _catalog_settings(root: Path) -> dict:
+    """A Hive metastore (embedded Derby) in the work dir, so named tables outlive the process as on
+    Databricks; a session-only catalog while another process holds it (embedded Derby admits one
+    process, and fails at the first catalog use with a long Java trace otherwise)."""
+    if not _hold_catalog(root):
+        return {"spark.sql.catalogImplementation": "in-memory", _CATALOG_BUSY: str(root)}
+    metastore = f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": metastore,
+        # Record the schema version when the metastore is created: later starts then skip Hive's warnings.
+        "spark.hadoop.hive.metastore.schema.verification.record.version": "true",
+    }
+
+
+def _hold_catalog(root: Path) -> bool:
+    """Lock the work dir's catalog for the life of this process; False (and one warning) when another
+    process holds it.
+
+    The lock is taken at session start, before Spark opens the metastore (lazily, at the first catalog
+    use), so two processes cannot both pass the check.
+    """
+    if root not in _catalog_locks:
+        handle: int | None = os.open(root / "metastore_db.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            handle = None
+            log.warning(
+                "another process is using the local catalog in %s: this session's named tables are refused "
+                "(paths work); set SPARK_RECS_HOME to another folder for a catalog of its own",
+                root,
+            )
+        _catalog_locks[root] = handle  # kept open: the lock goes with the process
+    return _catalog_locks[root] is not None
+
+
+def check_catalog(spark: SparkSession) -> None:
+    """Raise a ValueError when ``spark`` runs without the work dir's catalog (another process holds it)."""
+    busy = None if is_connect(spark) else spark.conf.get(_CATALOG_BUSY, None)
+    if busy:
+        raise ValueError(
+            f"named tables need the local catalog in {busy}, which another process is using: wait for it "
+            "to finish, or set SPARK_RECS_HOME to another folder (a catalog of its own), or write to a path"
+        )
 
 
 def cached(df: DataFrame) -> DataFrame:

@@ -10,7 +10,7 @@ import re
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,6 +89,16 @@ def log_model(
             registered_model_name, alias, info.registered_model_version
         )
     return info
+
+
+def loading_uri(info, registered_model_name: str | None, alias: str | None) -> str:
+    """The URI to load a model logged by :func:`log_model` with: ``models:/<name>@<alias>``, else
+    ``models:/<name>/<version>`` when registered, else the logged model's own URI."""
+    if not registered_model_name:
+        return info.model_uri
+    if alias:
+        return f"models:/{registered_model_name}@{alias}"
+    return f"models:/{registered_model_name}/{info.registered_model_version}"
 
 
 def _signature(model: Model, example) -> ModelSignature:
@@ -195,6 +205,38 @@ def start_child_run(run_name: str, *, tags: Mapping[str, str] | None = None) -> 
     return mlflow.start_run(
         experiment_id=parent.info.experiment_id, run_name=run_name, nested=True, tags=dict(tags or {})
     )
+
+
+def kill_stale_children(
+    parent_id: str, tag: str, values: Collection[str], started_before: float
+) -> list[str]:
+    """End as ``KILLED`` the runs nested under ``parent_id`` that are still ``RUNNING``, started before
+    ``started_before`` (seconds since the epoch) and have ``tag`` set to one of ``values``: what a killed
+    process leaves, as it cannot end its runs. Returns their ids.
+
+    The caller vouches that no live process still runs those ``values``: one that started them before
+    ``started_before`` cannot be told apart from a dead one.
+    """
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    query = f"tags.mlflow.parentRunId = '{parent_id}' AND attributes.status = 'RUNNING'"
+    stale, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
+        stale += [
+            run.info.run_id
+            for run in page
+            if run.data.tags.get(tag) in values and run.info.start_time < started_before * 1000
+        ]
+        token = page.token
+        if not token:
+            break
+    for run_id in stale:
+        log.warning(
+            "MLflow run %s was left RUNNING by a process that ended without closing it: KILLED", run_id
+        )
+        fail_run(run_id, "the process running it ended before recording a result (killed?)", status="KILLED")
+    return stale
 
 
 def fail_run(run_id: str, error: str, traceback_text: str | None = None, *, status: str = "FAILED") -> None:

@@ -9,6 +9,7 @@ Python worker restores the model once (``weights_only``) and keeps it for later 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +42,9 @@ def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | Non
     ``model`` is ``algo`` loaded on the driver. On Connect a local model file is shipped as its path;
     an in-memory model or an MLflow URI is saved under ``model_dir`` first.
     """
+    # The closures carry the class: unpickling it in the worker imports the user's own model module, so a
+    # file's kind resolves there without importing anything the file names.
+    model_cls = type(model)
     local_file = isinstance(algo, TrainedModel) or (
         isinstance(algo, (str, Path)) and not URI.match(str(algo))
     )
@@ -58,12 +62,12 @@ def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | Non
                 os.replace(partial, path)
         stat = path.stat()
         key, location = f"{path}:{stat.st_mtime_ns}:{stat.st_size}", str(path)
-        return lambda: _cached_model(key, lambda: Model.load(location, device="cpu"))
+        return lambda: _cached_model(key, lambda: model_cls.load(location, device="cpu"))
     # A saved file is broadcast as it is; only an in-memory model needs serialising.
     data = model_file(algo).read_bytes() if local_file else model.payload().data
     key = hashlib.sha256(data).hexdigest()
     shared = spark.sparkContext.broadcast(data)
-    return lambda: _cached_model(key, lambda: Payload(shared.value).restore(device="cpu"))
+    return lambda: _cached_model(key, lambda: model_cls.load(io.BytesIO(shared.value), device="cpu"))
 
 
 def task_threads(spark: SparkSession, num_threads: int | None) -> int:

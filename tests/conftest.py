@@ -4,11 +4,39 @@ and paths to the real data sets in ../shared/data (tests that need them skip whe
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a failure is reproducible, never a one-off.
+settings.register_profile("spark_recs", derandomize=True)
+settings.load_profile("spark_recs")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def reads_during(read: Callable[[], int], writes: Callable[[], None]) -> tuple[list[int], list[Exception]]:
+    """Run ``read`` in a loop on a thread while ``writes`` runs; return what the reads saw and their errors."""
+    seen, errors, done = [], [], threading.Event()
+
+    def read_in_a_loop():
+        while not done.is_set():
+            try:
+                seen.append(read())
+            except Exception as exc:  # what such tests are about: no read may fail
+                errors.append(exc)
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        writes()
+    finally:
+        done.set()
+        reader.join()
+    return seen, errors
 
 
 def shared_data(relative: str) -> Path:

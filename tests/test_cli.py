@@ -3,6 +3,7 @@ end on a real local Spark, real MLflow store and real data (hand-made tables and
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow
@@ -114,8 +115,11 @@ def test_train_before_prepare_says_to_run_prepare(spark, tmp_path, capsys):
     assert f"run `spark-recs prepare --output {tmp_path / 'prepared'}` first" in line
 
 
-def test_an_unknown_registered_model_is_one_line(spark, mlflow_uri, capsys):
-    code = main(["recommend", "--model", "models:/no-such-model@champion", "--input", "x.tsv"])
+def test_an_unknown_registered_model_is_one_line(spark, mlflow_uri, tmp_path, capsys):
+    (tmp_path / "users.csv").write_text("user\n1\n")
+    code = main(
+        ["recommend", "--model", "models:/no-such-model@champion", "--input", str(tmp_path / "users.csv")]
+    )
     assert code == 2
     assert "cannot load model models:/no-such-model@champion from the MLflow store" in _error_line(capsys)
 
@@ -193,7 +197,12 @@ def test_gru4rec_steps_end_to_end(spark, mlflow_uri, tmp_path, capsys, one_torch
     tiny = ["--set", "model.layers=[32]", "--set", "model.n_epochs=2", "--set", "model.n_sample=0"]
     tiny += ["--set", f"paths.model_save={model_file}", "--set", "evaluation.cutoff=[5,20]"]
     assert main(["train", "--input", str(out), *tiny, "--register-as", "test-gru4rec"]) == 0
-    assert "model: models:/test-gru4rec@challenger" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model: models:/test-gru4rec@challenger" in printed
+    assert (
+        f" in {mlflow_uri}\n  see it with: " in printed
+        and f"mlflow ui --backend-store-uri {mlflow_uri}" in printed
+    )
 
     client = mlflow.MlflowClient()
     run = mlflow.search_runs(
@@ -324,3 +333,155 @@ def test_the_readme_config_reference_lists_every_key(schema):
         f"{s}.{k}" for s, keys in SCHEMAS[schema].items() for k in keys if f"`{s}.{k}`" not in reference
     ]
     assert not missing, f"README's configuration reference lacks {missing}"
+
+
+# ---- arguments are checked before Spark starts -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["recommend", "--model", "m.pt", "--input", "u.csv", "--n", "-5"],
+            "argument --n: must be a whole number >= 1, got '-5'",
+        ),
+        (
+            ["recommend", "--model", "m.pt", "--input", "u.csv", "--n", "0"],
+            "argument --n: must be a whole number >= 1, got '0'",
+        ),
+        (["recommend", "--model", "{tmp}/m.pt", "--input", "u.csv"], "no model at {tmp}/m.pt"),
+        (
+            ["recommend", "--model", "{tmp}/bias.pt", "--input", "{tmp}/users.csv"],
+            "--input: {tmp}/users.csv does not exist",
+        ),
+        (
+            ["predict", "--model", "{tmp}/bias.pt", "--input", "{tmp}/pairs.csv"],
+            "--input: {tmp}/pairs.csv does not exist",
+        ),
+        (
+            ["prepare", "--input", "{tmp}/clicks.tsv", "--output", "{tmp}/out"],
+            "--input: {tmp}/clicks.tsv does not exist",
+        ),
+        (["train", "--config", str(CONF / "example.yaml")], "the prepared sessions are needed: pass --input"),
+        (
+            ["train", "--input", "{tmp}/prepared"],
+            "no prepared train sessions at {tmp}/prepared/sessions_train",
+        ),
+        (
+            ["evaluate", "--input", "{tmp}/prepared"],
+            "no prepared test sessions at {tmp}/prepared/sessions_test",
+        ),
+        (
+            ["multieval", "--set", "data.ratings={tmp}/ratings.csv"],
+            "data.ratings: {tmp}/ratings.csv does not exist",
+        ),
+    ],
+)
+def test_arguments_are_checked_before_spark_starts(argv, message, tmp_path):
+    """Run without Java on the PATH: an argument error must come before any Spark session is needed."""
+    import subprocess
+    import sys
+
+    from spark_recs.models.bias import Bias
+
+    Bias().fit(RATINGS).save(tmp_path / "bias.pt")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    env = {"PATH": str(Path(sys.executable).parent), "SPARK_RECS_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, "-m", "spark_recs.cli", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
+    assert message.replace("{tmp}", str(tmp_path)) in errors[0]
+    assert "Java" not in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- ids keep one type end to end ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_one_bad_item_id_does_not_make_recommendations_vanish(
+    spark, mlflow_uri, tmp_path, caplog, one_torch_thread
+):
+    """A 3,000-row rsc15 extract with one ``abc`` item: prepare types ItemId as strings, GRU4Rec trains on
+    strings, and recommending for the prepared test sessions still finds every session with a known item;
+    sessions whose items are all unknown are counted, not silently dropped."""
+    from spark_recs.models.gru4rec import GRU4Rec
+
+    source = shared_data("sessions/rsc15_100k/yoochoose-clicks-100k_test.txt")
+    lines = source.read_text().splitlines()[:3001] + ["99996\tabc\t1396437466.94"]
+    clicks = tmp_path / "clicks.tsv"
+    clicks.write_text("\n".join(lines) + "\n")
+    out, model = tmp_path / "prepared", tmp_path / "m.pth"
+    assert main(["prepare", "--input", str(clicks), "--output", str(out)]) == 0
+    tiny = ["--set", "model.layers=[16]", "--set", "model.n_epochs=1", "--set", "model.n_sample=0"]
+    tiny += ["--set", f"paths.model_save={model}", "--register-as", ""]
+    assert main(["train", "--input", str(out), *tiny]) == 0
+
+    recs_out = tmp_path / "recs"
+    argv = ["recommend", "--model", str(model), "--input", str(out / "sessions_test"), "--n", "3"]
+    with caplog.at_level(logging.WARNING, logger="spark_recs.batch"):
+        assert main([*argv, "--output", str(recs_out)]) == 0
+    test = pd.read_parquet(out / "sessions_test")
+    known = set(GRU4Rec.load(model).item_ids.tolist())
+    with_known = {s for s, items in test.groupby("SessionId")["ItemId"] if known & set(items)}
+    recs = pd.read_parquet(recs_out)
+    assert with_known and set(recs["SessionId"]) == with_known and len(recs) == 3 * len(with_known)
+    n_sessions = test["SessionId"].nunique()
+    if n_sessions > len(with_known):
+        assert f"{n_sessions - len(with_known)} of {n_sessions} sessions skipped" in caplog.text
+
+
+# ---- hints in the user's vocabulary; inputs of recommend/predict validated --------------------------
+
+
+def test_a_missing_column_names_the_command_line_setting(spark, tmp_path, capsys):
+    clicks = tmp_path / "clicks.tsv"
+    clicks.write_text("Session\tItemId\tTime\n1\t2\t3.0\n")
+    assert main(["prepare", "--input", str(clicks), "--output", str(tmp_path / "out")]) == 2
+    assert "Rename the columns or pass --set data.session_key=Session." in _error_line(capsys)
+
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,rating,timestamp\n1,2,3.0,4\n")
+    assert main(["demo", "--sessions", str(ratings), "--output", str(tmp_path / "demo")]) == 2
+    assert f"it looks like ratings: run `spark-recs demo --ratings {ratings}`" in _error_line(capsys)
+
+    views = tmp_path / "views.csv"
+    views.write_text("SessionId;ItemId;Time\n1;2;3.0\n")
+    assert main(["prepare", "--input", str(views), "--output", str(tmp_path / "o"), "--sep", ","]) == 2
+    assert "the header looks ';'-separated: pass --sep ';'" in _error_line(capsys)
+
+
+def test_user_model_inputs_are_validated_with_the_models_id_types(spark, tmp_path, capsys):
+    from spark_recs.models.bias import Bias
+
+    model = tmp_path / "bias.pt"
+    Bias(damping=0).fit(RATINGS).save(model)
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer\n1\n")
+    assert main(["recommend", "--model", str(model), "--input", str(customers)]) == 2
+    assert "pass --user-col customer" in _error_line(capsys)
+
+    users = tmp_path / "users.csv"
+    users.write_text('user\n1\n""\nabc\n2\n')
+    out = tmp_path / "recs"
+    assert (
+        main(["recommend", "--model", str(model), "--input", str(users), "--n", "1", "--output", str(out)])
+        == 0
+    )
+    assert "rejected 2 (rejected: null or non-integer user: 2)" in capsys.readouterr().err
+    assert sorted(pd.read_parquet(out)["user"]) == [1, 2]  # no list for a null user
+    assert pd.read_parquet(f"{out}_rejected")["user"].tolist().count("abc") == 1
+
+    names = tmp_path / "names.csv"
+    names.write_text("user\nabc\nxyz\n")
+    assert main(["recommend", "--model", str(model), "--input", str(names)]) == 2
+    line = _error_line(capsys)
+    assert "none of the 2 rows has ids of the model's types (user long)" in line
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item\n1,10\n1,10\n,20\n")
+    assert (
+        main(["predict", "--model", str(model), "--input", str(pairs), "--output", str(tmp_path / "p")]) == 0
+    )
+    assert len(pd.read_parquet(tmp_path / "p")) == 2  # a repeated pair keeps both rows, the null user is out

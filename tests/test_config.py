@@ -94,3 +94,24 @@ def test_kind_picks_the_schema_and_mismatches_are_named(tmp_path):
     path.write_text("kind: multieva\n")
     with pytest.raises(ConfigError, match="kind: 'multieva' is unknown; did you mean 'multieval'"):
         load_config(path, schema=None)
+
+
+def test_input_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    config = folder / "rl.yaml"
+    config.write_text(
+        "kind: rl\ndata:\n  ratings: ../data/ml\n  items: main.recs.items\n"
+        "embeddings:\n  path: /abs/emb.npz\n"
+    )
+    monkeypatch.chdir(tmp_path / "conf")
+    loaded = load_config(config, schema=None)
+    assert loaded["data"]["ratings"] == str(tmp_path / "data" / "ml")
+    assert loaded["data"]["items"] == "main.recs.items"  # a table name stays as written
+    assert loaded["embeddings"]["path"] == "/abs/emb.npz"
+    overridden = load_config(config, ["data.ratings=here/ml"], schema=None)
+    assert overridden["data"]["ratings"] == "here/ml"  # --set values are the caller's, not the file's
+
+    multieval = load_config(CONF / "multieval-ml-latest-small.yaml", schema="multieval")
+    assert Path(multieval["data"]["ratings"]) == CONF.parents[1] / "shared" / "data" / "ml-latest-small"
+    assert multieval["evaluation"]["path"] is None  # runs go to the work dir, not beside the config

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from spark_recs.cli import main
+from spark_recs.demo import DemoConfig, run_demo
 
 
 @pytest.mark.slow
@@ -39,3 +40,24 @@ def test_demo_reports_a_missing_column_in_one_line(spark, tmp_path, capsys):
     errors = [line for line in err if "error" in line]
     assert len(errors) == 1 and errors[0] == err[-1]
     assert "'SessionId'" in errors[0] and "columns found: ['Session', 'ItemId', 'Time']" in errors[0]
+
+
+@pytest.mark.slow
+def test_demo_gives_the_same_numbers_on_classic_and_connect_run_after_run(
+    spark, connect_spark, mlflow_uri, tmp_path, monkeypatch
+):
+    def demo(session, name: str) -> dict:
+        config = DemoConfig(
+            n_events=20_000, n_items=200, output=str(tmp_path / name), tracking_uri=mlflow_uri
+        )
+        result = run_demo(session, config)
+        return {"metrics": result["metrics"], "counts": result["counts"]}
+
+    on_connect = [demo(connect_spark, "connect-1"), demo(connect_spark, "connect-2")]
+    monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")
+    on_classic = demo(spark, "classic")
+    assert on_connect[0] == on_connect[1] == on_classic
+    # Every test event but the last of its session is a target; each test session has at least 2 events.
+    counts, metrics = on_classic["counts"], on_classic["metrics"]
+    assert 0 < metrics["n_targets"] <= counts["test"] - 1
+    assert 0 < metrics["mrr@20"] <= metrics["recall@20"] < 1

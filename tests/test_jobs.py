@@ -20,12 +20,50 @@ JOBS = ["prepare", "train", "evaluate", "recommend", "multieval"]
 @pytest.mark.parametrize("step", JOBS)
 def test_each_job_runs_its_cli_step(step, monkeypatch, capsys):
     job = ROOT / "jobs" / f"{step}.py"
+    monkeypatch.syspath_prepend(str(job.parent))  # as spark-submit runs a script: its folder first
     monkeypatch.setattr(sys, "argv", [str(job), "--help"])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(job), run_name="__main__")
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: spark-recs {step} ")
     assert f"spark-submit jobs/{step}.py" in job.read_text()  # the docstring shows how to run it
+
+
+def test_a_python_without_the_package_gets_a_one_line_hint():
+    """spark-submit runs jobs with $PYSPARK_PYTHON or the first python3 on the PATH, often not the venv's."""
+    done = subprocess.run(
+        [sys.executable, "-S", "jobs/train.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"spark-submit jobs/train.py: error: spark_recs is not installed in {sys.executable}, the Python "
+        "spark-submit runs; activate the virtual environment (. .venv/bin/activate) or set "
+        "PYSPARK_PYTHON=$PWD/.venv/bin/python"
+    ]
+
+
+@pytest.mark.slow
+def test_spark_submit_works_in_the_activated_environment(work_dir):
+    """With the venv's bin first on the PATH (what activating does) spark-submit needs no PYSPARK_PYTHON."""
+    spark_submit = Path(sys.executable).with_name("spark-submit")
+    if not spark_submit.exists():
+        pytest.skip(f"{spark_submit} not found (pyspark installs it in the environment's bin folder)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_") and k != "SPARK_HOME"}
+    env["PATH"] = f"{spark_submit.parent}:{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["spark-submit", "jobs/prepare.py", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage: spark-recs prepare" in done.stdout
 
 
 def _prepared_rsc15(folder: Path) -> pd.DataFrame:

@@ -74,6 +74,7 @@ def test_local_session_settings(spark, work_dir):
     assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert Path(spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")) == work_dir / "warehouse"
+    assert spark.conf.get("spark.sql.catalogImplementation") == "hive"  # persistent, in the work dir
     assert Path(sys.executable) == Path(os.environ["PYSPARK_PYTHON"])
 
 
@@ -121,3 +122,68 @@ def test_storage_format_rejects_bad_values(spark, fresh_formats, monkeypatch):
         ValueError, match=r"SPARK_RECS_STORAGE_FORMAT must be 'delta' or 'parquet', not 'orc'"
     ):
         storage_format(spark)
+
+
+_SESSION = (
+    "import pandas as pd\n"
+    "from spark_recs.data.io import read_table, write_table\n"
+    "from spark_recs.runtime import get_spark\n"
+    "s = get_spark()\n"
+    "def ids(n):\n"
+    "    return s.createDataFrame(pd.DataFrame({'id': list(range(n))}))\n"
+)
+
+
+def _in_a_fresh_process(code: str, home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    env["SPARK_RECS_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-c", _SESSION + code], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.slow
+def test_named_tables_outlive_the_process(tmp_path):
+    """The embedded catalog is a Hive metastore in the work dir: the next process finds the table and
+    can overwrite it (an in-memory catalog forgot it, and its leftover folder blocked the name)."""
+    first = _in_a_fresh_process("write_table(ids(3), 'default.t')\n", tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    second = _in_a_fresh_process(
+        "print(sorted(r.id for r in read_table(s, 'default.t').collect()))\n"
+        "write_table(ids(1), 'default.t')\n"
+        "print(sorted(r.id for r in read_table(s, 'default.t').collect()))\n",
+        tmp_path,
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.splitlines() == ["[0, 1, 2]", "[0]"]
+    assert (tmp_path / "metastore_db").is_dir()
+
+
+@pytest.mark.slow
+def test_a_second_process_on_a_work_dir_in_use_gets_a_warning_not_a_java_trace(spark, work_dir, tmp_path):
+    """Embedded Derby admits one process. This process holds the work dir's catalog (the session fixture
+    opened it), so another process on the same work dir runs with a session-only catalog: paths work,
+    named tables are a one-line error naming SPARK_RECS_HOME."""
+    spark.catalog.listDatabases()  # the metastore is open, not only locked
+    done = _in_a_fresh_process(
+        f"write_table(ids(3), {str(tmp_path / 'ids')!r})\n"
+        f"print(read_table(s, {str(tmp_path / 'ids')!r}).count())\n"
+        "try:\n"
+        "    write_table(ids(3), 'default.t')\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n",
+        work_dir,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "3",
+        f"named tables need the local catalog in {work_dir}, which another process is using: wait for it to "
+        "finish, or set SPARK_RECS_HOME to another folder (a catalog of its own), or write to a path",
+    ]
+    warnings = [
+        line for line in done.stderr.splitlines() if "another process is using the local catalog" in line
+    ]
+    assert len(warnings) == 1 and "SPARK_RECS_HOME" in warnings[0]
+    assert "XSDB6" not in done.stderr and "\tat org." not in done.stderr  # Derby's lock error, Java frames

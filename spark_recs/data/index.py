@@ -98,7 +98,9 @@ class IdIndex:
             missing = joined.where(F.col("_index").isNull())
             n_missing = missing.count()
             if n_missing and self.unknown == "error":
-                examples = [r[0] for r in missing.select(column).limit(5).collect()]
+                examples = [
+                    r[0] for r in missing.select(column).distinct().orderBy(column).limit(5).collect()
+                ]
                 raise UnknownIdError(
                     f"{n_missing:,} row(s) have {column} values not in the {self.name} index (e.g. {examples}); "
                     "pass unknown='drop' to drop them (counted) or unknown='reserve' to map them to a reserved index"

@@ -8,7 +8,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_recs.data.io import read_table
-from spark_recs.data.schema import SessionColumns, Validated, validate
+from spark_recs.data.schema import SessionColumns, Validated, date_time_seconds, validate
 
 
 def load_sessions(
@@ -19,7 +19,7 @@ def load_sessions(
     item_key: str = "ItemId",
     time_key: str = "Time",
     sep: str | None = None,
-    id_type: str = "auto",
+    id_type: str | dict[str, str] = "auto",
 ) -> Validated:
     """Load and validate a session log (file, path or table) with the given column names.
 
@@ -33,12 +33,14 @@ def load_sessions(
 def load_diginetica(spark: SparkSession, path: str | Path) -> Validated:
     """Raw DIGINETICA ``train-item-views.csv`` as a session log.
 
-    Time = the session date (epoch seconds) + ``timeframe`` (ms since session start) / 1000.
+    Time = the session date (epoch seconds) + ``timeframe`` (ms since session start) / 1000; a row
+    whose ``eventdate`` is not a full date or whose ``timeframe`` is not a number is rejected as
+    ``unparseable Time``.
     """
     raw = read_table(spark, str(path), sep=";")
     cols = {c.lower(): c for c in raw.columns}
     session, item = cols.get("session_id", cols.get("sessionid")), cols.get("item_id", cols.get("itemid"))
-    day = F.unix_timestamp(F.to_date(F.col(cols["eventdate"])))
+    day = date_time_seconds(F.col(cols["eventdate"]))
     log = raw.select(
         F.col(session).alias("SessionId"),
         F.col(item).alias("ItemId"),

@@ -31,7 +31,10 @@ whose user has no test items are left out in both modes (LensKit, too, scores ov
 Truth should hold one row per (list, item); a duplicated recommended item counts once per row.
 
 The Spark versions use only DataFrame functions (joins, windows, aggregations: no UDF, no RDD, nothing
-collected but the final numbers), so they run on classic Spark and on Spark Connect alike.
+collected but the final numbers), so they run on classic Spark and on Spark Connect alike. Their sums add
+the terms of a group in ascending order, so results are the same bits on any partitioning, run after run
+(the summaries sort one value per list or user in a single group). nDCG's ``log2`` is the engine's own:
+classic Spark's (``log(x) / log(2)``) and pysail's can differ in the last bit.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pyspark.sql import Column, Window
 from pyspark.sql import DataFrame as SparkDataFrame
-from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,18 @@ TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", "ndcg")
 # --------------------------------------------------------------------------------------------------
 # Rating prediction
 # --------------------------------------------------------------------------------------------------
+
+
+def _ordered_sum(values: Column) -> Column:
+    """Sum of a group's non-null ``values`` in ascending order (0.0 for none): the same bits whatever order
+    the rows come in (Spark's ``sum`` adds in arrival order, which changes with the partitioning)."""
+    return F.aggregate(F.array_sort(F.collect_list(values.cast("double"))), F.lit(0.0), lambda t, v: t + v)
+
+
+def _ordered_mean(values: Column) -> Column:
+    """Mean of a group's non-null ``values`` (null for none), summed as by :func:`_ordered_sum`."""
+    n = F.count(values)
+    return F.when(n > 0, _ordered_sum(values) / n)
 
 
 def _check_missing_mode(missing: str) -> None:
@@ -200,8 +215,8 @@ def prediction_metrics(
         err = F.when(~bad, p - r)
         per_user = df.groupBy(user).agg(
             F.count(err).alias("n"),
-            F.sum(err * err).alias("sse"),
-            F.sum(F.abs(err)).alias("sae"),
+            _ordered_sum(err * err).alias("sse"),
+            _ordered_sum(F.abs(err)).alias("sae"),
             F.sum(bad.cast("long")).alias("n_missing"),
         )
         used = F.col("n") > 0
@@ -209,10 +224,10 @@ def prediction_metrics(
             F.sum("n").alias("n_rows"),
             F.sum("n_missing").alias("n_missing"),
             F.count(F.when(used, 1)).alias("n_users"),
-            F.sum("sse").alias("sse"),
-            F.sum("sae").alias("sae"),
-            F.avg(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
-            F.avg(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
+            _ordered_sum(F.col("sse")).alias("sse"),
+            _ordered_sum(F.col("sae")).alias("sae"),
+            _ordered_mean(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
+            _ordered_mean(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
         ).first()
         n_missing = int(row["n_missing"] or 0)
         if n_missing and missing == "error":
@@ -474,7 +489,7 @@ class RecListAnalysis:
         filter or group a multi-run result first to get one summary per run."""
         names = self.metric_names
         if isinstance(per_list, SparkDataFrame):
-            row = per_list.agg(*[F.avg(F.col(f"`{n}`")).alias(n) for n in names]).first()
+            row = per_list.agg(*[_ordered_mean(F.col(f"`{n}`")).alias(n) for n in names]).first()
             return {n: float("nan") if row[n] is None else float(row[n]) for n in names}
         return {n: float(per_list[n].mean()) for n in names}
 
@@ -598,7 +613,7 @@ class RecListAnalysis:
             for k, gain in self._ndcg_cuts():
                 if gain == g:
                     term = weighted if k is None else F.when(position <= k, weighted).otherwise(0.0)
-                    ideal_aggs.append(F.sum(term).alias(_stat("ideal", k, g)))
+                    ideal_aggs.append(_ordered_sum(term).alias(_stat("ideal", k, g)))
         ranked = test.select("*", *positions) if positions else test
         truth_stats = ranked.groupBy(*keys.truth).agg(F.count(F.lit(1)).alias("ntruth"), *ideal_aggs)
 
@@ -616,7 +631,7 @@ class RecListAnalysis:
             within = found if k is None else found & (r <= k)
             value = F.lit(1.0) if g is None else F.col(g)
             rec_aggs.append(
-                F.sum(F.when(within, value / discount(r)).otherwise(0.0)).alias(_stat("dcg", k, g))
+                _ordered_sum(F.when(within, value / discount(r)).otherwise(0.0)).alias(_stat("dcg", k, g))
             )
         rec_stats = joined.groupBy(*keys.rec).agg(*rec_aggs)
 

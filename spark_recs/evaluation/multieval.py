@@ -48,7 +48,8 @@ every later ``run`` call and every fan-out job adds to it) and one nested run pe
 ``get_params()`` as ``algo.<name>`` and ``seed``; metrics (MLflow keys: ``@`` becomes ``_at_``, e.g.
 ``ndcg_at_10``) with ``TrainTime``/``PredTime``/``RecTime``; the artifact ``user_metrics.csv`` (and the
 logged model with ``save_models``). A run that raises ends ``FAILED`` with an ``error`` tag and a
-``traceback.txt``. After ``run`` the parent gets ``runs.csv`` and ``plots/*.png``.
+``traceback.txt``; one a killed call left ``RUNNING`` is ended ``KILLED`` when its RunId runs again. After
+``run`` the parent gets ``runs.csv`` and ``plots/*.png``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_recs import batch
+from spark_recs.data import versioned
 from spark_recs.data.io import read_table, write_table
 from spark_recs.evaluation.accuracy import TOPN_METRICS, RecListAnalysis, prediction_metrics
 from spark_recs.models.base import Recommender
@@ -310,8 +312,13 @@ class MultiEval:
 
     def run(self, runs=None, progress=None) -> None:
         """Run every run, or only ``runs`` (a 1-based RunId or a list of them), in RunId order, skipping
-        those already recorded ok. ``progress``: ``None`` = a tqdm bar when stderr is a terminal, ``True``
-        = always, ``False`` = never, or a tqdm-compatible callable."""
+        those already recorded ok. ``progress``: one line per finished run to stderr (its status and
+        times, and how many are left); ``False``: none.
+
+        Nested MLflow runs of the selected RunIds left ``RUNNING`` by an earlier, killed call are ended
+        ``KILLED`` first (only those started before this call: a RunId is run by one job at a time, as
+        for the leftovers on disk)."""
+        invoked = time.time()
         plan = self._plan()
         if runs is None:
             selected, scope = plan, None
@@ -334,25 +341,22 @@ class MultiEval:
         parent = tracking.parent_run_id(
             self.experiment, self.path.name, self.path / PARENT_RUN_FILE, tracking_uri=self.tracking_uri
         )
-        bar = _progress_bar(progress, len(todo))
         try:
             with tracking.resumed_run(parent, tracking_uri=self.tracking_uri):
-                for r in todo:
-                    if bar is not None:
-                        bar.set_postfix_str(f"RunId={r.id}", refresh=False)
-                    self._run_one(r)
+                tracking.kill_stale_children(parent, "RunId", {str(r.id) for r in todo}, invoked)
+                for done, r in enumerate(todo, 1):
+                    record = self._run_one(r)
                     if self.combine:
                         self._write_runs_csv()
-                    if bar is not None:
-                        bar.update(1)
+                    if progress is not False:
+                        print(_run_line(record, done, len(todo)), file=sys.stderr, flush=True)
                 if self.combine:
                     self._log_summary()
         finally:
-            if bar is not None:
-                bar.close()
             self._loaded = None
 
-    def _run_one(self, run: _Run) -> None:
+    def _run_one(self, run: _Run) -> dict:
+        """Fit, score and measure one run; write and return its record."""
         import mlflow
 
         from spark_recs import tracking
@@ -437,6 +441,7 @@ class MultiEval:
             "_finished": _now(),
         }
         _write_text(self.path / "runs" / f"run-{run.id}.json", json.dumps(_jsonable(record), indent=1))
+        return record
 
     def _seed(self, run_id: int) -> None:
         if self.seed is None:
@@ -525,7 +530,8 @@ class MultiEval:
             folder = self.path / table
             if folder.is_dir():
                 for entry in folder.iterdir():
-                    match = _TABLE_ENTRY.match(entry.name)
+                    # A version folder of a local Parquet output (data/versioned.py) belongs to its RunId.
+                    match = _TABLE_ENTRY.match(versioned.base_of(entry).name)
                     if match:
                         yield int(match["id"]), bool(match["hidden"] or match["rest"]), entry
         for name, ext in _FILE_FOLDERS.items():
@@ -773,11 +779,16 @@ def _quietly(function, *args, **kwargs) -> None:
         log.exception("could not record the failure in MLflow")
 
 
-def _progress_bar(progress, total: int):
-    if progress is False or (progress is None and not sys.stderr.isatty()):
-        return None
-    if progress is not None and progress is not True and callable(progress):
-        return progress(total=total, desc="MultiEval", unit="run")
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="MultiEval", unit="run")
+def _run_line(record: dict, done: int, total: int) -> str:
+    """The progress line of a finished run: which one, its status and times, and how many are left."""
+    first_line = str(record["error"]).partition("\n")[0]
+    status = "ok" if record["status"] == "ok" else f"failed ({first_line})"
+    times = [
+        f"{label} {record[column]:.1f}s"
+        for column, label in zip(TIME_COLUMNS, ("fit", "predict", "recommend"))
+        if record.get(column) is not None
+    ]
+    which = (
+        f"RunId {record['RunId']}, {record['AlgoStr']} on {record['DataSet']} partition {record['Partition']}"
+    )
+    return f"MultiEval run {done}/{total} ({which}): {', '.join([status, *times])}; {total - done} left"

@@ -1,8 +1,9 @@
 """Next-item evaluation of session models (GRU4Rec's ``batch_eval``): Recall@N and MRR@N with tie modes.
 
-For every event of every test session except its last, the model (hidden state carried through the
-session, reset between sessions, no dropout) scores all training items and the next event's item is the
-target. Test events on items unknown to the model are dropped first (and counted).
+For every event of every test session except its last (events in time order, ties by item id), the
+model (hidden state carried through the session, reset between sessions, no dropout) scores all training
+items and the next event's item is the target. Test events on items unknown to the model are dropped
+first (and counted).
 
 Ranks of one target, with ``higher``/``equal`` the numbers of items scoring strictly higher / equal
 (the target itself included in ``equal``):
@@ -68,11 +69,16 @@ class RankCounts:
         if self.counts is None:
             self.counts = np.zeros(2 * self.max_cutoff + 1, dtype=np.int64)
 
-    def add(self, ranks) -> RankCounts:
-        """Count more ranks (a tensor or array of ranks as returned by ``target_ranks``)."""
+    def add(self, ranks, times=None) -> RankCounts:
+        """Count more ranks (a tensor or array of ranks as returned by ``target_ranks``).
+
+        ``times``: how many targets got each of ``ranks`` (default: one each).
+        """
         doubled = np.rint(2 * np.asarray(torch.as_tensor(ranks).cpu(), dtype=np.float64)).astype(np.int64)
-        self.counts += np.bincount(doubled[doubled <= 2 * self.max_cutoff], minlength=len(self.counts))
-        self.n += len(doubled)
+        times = np.ones(len(doubled), dtype=np.int64) if times is None else np.asarray(times, dtype=np.int64)
+        kept = doubled <= 2 * self.max_cutoff
+        self.counts += np.bincount(doubled[kept], times[kept], len(self.counts)).astype(np.int64)
+        self.n += int(times.sum())
         return self
 
     def merge(self, other: RankCounts) -> RankCounts:
@@ -111,8 +117,9 @@ def prepare_test_sessions(gru, test_data: pd.DataFrame, session_key: str, item_k
             "no test event is on an item the model knows (test ids %s): check that the item id types match",
             test_data[item_key].dtype,
         )
-    data = test_data.loc[known, [session_key, time_key]].assign(_item=items[known])
-    data = data.sort_values([session_key, time_key], kind="stable")
+    # Ties in time go by item id (as in recommend_sessions): a Spark shard's rows come in no set order.
+    data = test_data.loc[known, [session_key, time_key, item_key]].assign(_item=items[known])
+    data = data.sort_values([session_key, time_key, item_key])
     codes = pd.factorize(data[session_key].to_numpy())[0]
     offsets = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]]).astype(np.int64)
     return data["_item"].to_numpy(np.int64), offsets, int((~known).sum())

@@ -2,9 +2,10 @@
 
 A fitted model is saved as one file: ``torch.save`` of ``{format, kind, config, state}`` where ``kind`` is
 the ``module:Class`` of a :class:`Model` subclass, ``config`` its parameters as JSON and ``state`` a dict
-of tensors, strings and numbers. It is read with ``weights_only=True``: loading never runs pickled code,
-and only :class:`Model` subclasses are instantiated. The same bytes travel to Spark workers as a
-:class:`Payload`.
+of tensors, strings and numbers. It is read with ``weights_only=True``: loading never runs pickled code.
+Nor does it import what a file names: ``kind`` must be a built-in model (:data:`BUILTIN_KINDS`, whose
+module is imported on demand) or a subclass already defined in this process (every subclass registers
+itself). The same bytes travel to Spark workers as a :class:`Payload`.
 
 Two families:
 
@@ -23,6 +24,8 @@ import io
 import json
 import logging
 import os
+import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +38,22 @@ from .topn import recommend_frame
 from .vocabulary import Vocabulary
 
 MODEL_FORMAT = "spark_recs.model/1"
+MODEL_FILE_WHAT = "a spark_recs model file (written by Model.save)"
+#: The package's own model classes: a file naming one of these may import its module.
+BUILTIN_KINDS = frozenset(
+    {
+        "spark_recs.models.popular:Popular",
+        "spark_recs.models.bias:Bias",
+        "spark_recs.models.mf:BiasedMF",
+        "spark_recs.models.mf:ImplicitMF",
+        "spark_recs.models.knn:ItemKNN",
+        "spark_recs.models.cooccurrence:ItemCoOccurrence",
+        "spark_recs.models.gru4rec.model:GRU4Rec",
+        "spark_recs.rl.recommender:ActorRecommender",
+        "spark_recs.rl.gym_agent:RatingPolicy",
+    }
+)
+_DEFINED: dict[str, type[Model]] = {}  # every Model subclass defined in this process, by kind
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +74,10 @@ class Model:
 
     Subclasses implement ``fit``, ``state()`` (a dict of tensors) and ``from_state(config, state)``.
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _DEFINED[model_kind(cls)] = cls
 
     def get_params(self) -> dict:
         """Constructor parameters and their current values."""
@@ -87,7 +110,7 @@ class Model:
         """Write the fitted model to a file path (atomically) or a binary file object; returns ``target``."""
         content = {
             "format": MODEL_FORMAT,
-            "kind": f"{type(self).__module__}:{type(self).__qualname__}",
+            "kind": model_kind(type(self)),
             "config": json.dumps(self.get_params()),
             "state": self.state(),
         }
@@ -99,8 +122,13 @@ class Model:
         """Read a model written by :meth:`save`; ``Model.load`` accepts any kind, a subclass only its own."""
         content = read_file(source)
         if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{_name(source)} is not a saved spark_recs model")
-        model_cls = model_class(content["kind"])
+            raise ValueError(f"{_name(source)} is not {MODEL_FILE_WHAT}: it has no {MODEL_FORMAT!r} marker")
+        if not (isinstance(content.get("kind"), str) and isinstance(content.get("config"), str)):
+            raise ValueError(f"{_name(source)} is not {MODEL_FILE_WHAT}: its kind or config is not text")
+        try:
+            model_cls = model_class(content["kind"])
+        except ValueError as exc:
+            raise ValueError(f"{_name(source)}: {exc}") from None
         if not issubclass(model_cls, cls):
             raise ValueError(f"{_name(source)} holds a {model_cls.__name__}, not a {cls.__name__}")
         config = json.loads(content["config"])
@@ -125,23 +153,64 @@ def write_file(content: dict, target) -> None:
     os.replace(partial, path)
 
 
-def read_file(source, device=None):
-    """Load a file written by :func:`write_file` without unpickling arbitrary objects."""
-    return torch.load(source, map_location=device or "cpu", weights_only=True)
+def read_file(source, device=None, what: str = MODEL_FILE_WHAT):
+    """Load a file written by :func:`write_file` without unpickling arbitrary objects.
+
+    Anything else is a one-line ``ValueError`` saying ``source`` is not ``what``: torch's own message
+    would suggest loading untrusted code (``weights_only`` off), which spark_recs never does.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(source, map_location=device or "cpu", weights_only=True)
+    except OSError:
+        raise
+    except pickle.UnpicklingError:
+        reason = "it holds Python objects other than tensors, strings and numbers, which are never unpickled"
+    except Exception:
+        reason = "it is truncated or not a torch.save file"
+    raise ValueError(f"{_name(source)} is not {what}: {reason}")
 
 
 def _name(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else "the given file"
 
 
+def model_kind(cls: type) -> str:
+    """The ``module:Class`` a saved file records for model class ``cls``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def model_class(kind: str) -> type[Model]:
-    """The :class:`Model` subclass named ``module:Class``; anything else is refused."""
+    """The :class:`Model` subclass of a saved file's ``kind``: a built-in one (its module imported) or one
+    already defined in this process. Anything else is refused without importing anything."""
+    if kind not in _DEFINED and kind in BUILTIN_KINDS:
+        importlib.import_module(kind.partition(":")[0])
+    cls = _DEFINED.get(kind)
+    if cls is None:
+        raise ValueError(
+            f"model kind {kind!r} is neither a built-in model nor a Model subclass defined in this process: "
+            "import the module that defines it before loading"
+        )
+    return cls
+
+
+def import_model_class(kind: str) -> type[Model]:
+    """The :class:`Model` subclass ``module:Class`` of the caller's own code, importing its module.
+
+    For a class the user names on purpose (a MultiEval config entry, ``batch.train_isolated``'s child);
+    a model file's ``kind`` goes through :func:`model_class`, which imports nothing but built-in models.
+    """
     module, _, name = kind.partition(":")
     if not module or not name:
-        raise ValueError(f"model kind {kind!r} is not of the form 'package.module:Class'")
-    cls = getattr(importlib.import_module(module), name, None)
+        raise ValueError(f"model class {kind!r} is not of the form 'package.module:Class'")
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"model class {kind!r}: {exc} (is its package installed or on sys.path?)") from None
+    cls = getattr(found, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Model)):
-        raise ValueError(f"model kind {kind!r} does not name a spark_recs Model subclass")
+        raise ValueError(f"model class {kind!r} does not name a spark_recs Model subclass")
     return cls
 
 

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import torch
+
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_INT64 = np.iinfo(np.int64)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _as_integer(value):
+    """``value`` as an int when it is one or a string spelling one within int64, else None."""
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value) and _INT64.min <= int(value) <= _INT64.max:
+        return int(value)
+    return None
 
 
 class Vocabulary:
@@ -43,11 +60,24 @@ class Vocabulary:
         return "long" if self.is_integer else "string"
 
     def indices(self, values) -> np.ndarray:
-        """Index of each raw id in ``values``; -1 for ids not in the vocabulary."""
+        """Index of each raw id in ``values``; -1 for ids not in the vocabulary.
+
+        The vocabulary's id type decides how ids match: integer ids match strings that spell the same
+        integer (``"42"``, ``" 42"``), string ids match integers by their decimal form.
+        """
         if not isinstance(values, (np.ndarray, pd.Index, pd.Series)):
             # An object index keeps mixed ids as they are: [1019, "x"] must not become strings.
             values = pd.Index(list(values), dtype=object)
-        return self._lookup.get_indexer(values).astype(np.int64)
+        return self._lookup.get_indexer(self._in_own_type(values)).astype(np.int64)
+
+    def _in_own_type(self, values):
+        # infer_dtype scans in C: the common case (ids already of the vocabulary's type) costs no Python loop.
+        found = pd.api.types.infer_dtype(values, skipna=True)
+        if self.is_integer and found not in ("integer", "empty", "floating"):
+            return pd.Index([_as_integer(v) for v in np.asarray(values)], dtype=object)
+        if not self.is_integer and found in ("integer", "mixed-integer"):
+            return pd.Index([str(v) if _is_int(v) else v for v in np.asarray(values)], dtype=object)
+        return values
 
     def state(self, name: str) -> dict:
         """Tensors/strings for a ``weights_only`` state dict: ``<name>_ids`` (int64) or ``<name>_ids_json``."""

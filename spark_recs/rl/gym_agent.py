@@ -291,9 +291,11 @@ def _sb3_env(walks):
 
 
 def _training_log(total_timesteps: int, progress: bool):
-    """An SB3 callback: a tqdm bar over the steps, and per rollout the mean reward and exact-match share."""
+    """An SB3 callback: progress over the steps (:class:`~spark_recs.progress.Progress`), and per rollout
+    the mean reward and exact-match share."""
     from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm.auto import tqdm
+
+    from spark_recs.progress import Progress
 
     class TrainingLog(BaseCallback):
         def __init__(self) -> None:
@@ -302,16 +304,16 @@ def _training_log(total_timesteps: int, progress: bool):
             self.bar = None
 
         def _on_training_start(self) -> None:
-            self.bar = tqdm(total=total_timesteps, desc="PPO", unit="step", disable=not progress)
+            self.bar = Progress(total_timesteps, "PPO", "steps", enabled=progress)
 
         def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
+            latest = {"reward": self.curve[-1][1], "exact": self.curve[-1][2]} if self.curve else {}
+            self.bar.update(self.training_env.num_envs, **latest)
             return True
 
         def _on_rollout_end(self) -> None:
             rewards = self.model.rollout_buffer.rewards
             self.curve.append((self.num_timesteps, float(rewards.mean()), float((rewards == 1).mean())))
-            self.bar.set_postfix(reward=f"{self.curve[-1][1]:.3f}", exact=f"{self.curve[-1][2]:.3f}")
 
         def _on_training_end(self) -> None:
             self.bar.close()
@@ -378,13 +380,21 @@ def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
     method, the evaluation table) with the policy registered under ``mlflow.registered_model`` (with
     ``mlflow.alias``, default ``challenger``).
 
-    Returns ``table`` (one row per method), ``metrics`` (``<method>_<metric>``), ``run_id``, ``model_uri``,
-    ``policy`` (:class:`RatingPolicy`), ``agent`` (the SB3 PPO), ``curve`` and ``train_seconds``.
+    Returns ``table`` (one row per method), ``metrics`` (``<method>_<metric>``), ``run_id``, ``model_uri``
+    (``models:/<name>@<alias>`` when registered with an alias), ``policy`` (:class:`RatingPolicy`),
+    ``agent`` (the SB3 PPO), ``curve`` and ``train_seconds``.
     """
 
     from spark_recs.progress import Steps
     from spark_recs.rl.gym import RatingData
-    from spark_recs.tracking import log_frame, log_metrics_clean, log_model, log_params_flat, tracked_run
+    from spark_recs.tracking import (
+        loading_uri,
+        log_frame,
+        log_metrics_clean,
+        log_model,
+        log_params_flat,
+        tracked_run,
+    )
 
     data_config, ppo_config, tracking = config["data"], config["ppo"], config["mlflow"]
     threads = torch.get_num_threads()
@@ -420,21 +430,16 @@ def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
             log_metrics_clean({**metrics, "train_seconds": train_seconds})
             log_frame(table, "evaluation/gym_test.csv")
             with steps.step("log and register the policy"):
-                info = log_model(
-                    policy,
-                    "policy",
-                    registered_model_name=tracking["registered_model"],
-                    aliases=(tracking["alias"],)
-                    if tracking["registered_model"] and tracking["alias"]
-                    else (),
-                )
+                registered, alias = tracking["registered_model"], tracking["alias"]
+                aliases = (alias,) if registered and alias else ()
+                info = log_model(policy, "policy", registered_model_name=registered, aliases=aliases)
     finally:
         torch.set_num_threads(threads)
     return {
         "table": table,
         "metrics": metrics,
         "run_id": run.info.run_id,
-        "model_uri": info.model_uri,
+        "model_uri": loading_uri(info, registered, alias),
         "policy": policy,
         "agent": agent,
         "curve": curve,

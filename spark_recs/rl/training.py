@@ -22,6 +22,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from spark_recs.progress import Progress
+
 from .algos import BCQ, DDPG, TD3, WEIGHT_DECAY, Algo, MLflowWriter, Reinforce
 from .embeddings import ItemEmbeddings
 from .env import FrameEnv
@@ -122,12 +124,6 @@ def _log_epoch(record: dict) -> None:
         mlflow.log_metrics(metrics, step=record["epoch"])
 
 
-def _bar(total: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False)
-
-
 def evaluate_losses(env: FrameEnv, algo: Algo) -> dict[str, float]:
     """The Algo's losses on every test batch (``learn=False``: no weight changes), means over transitions."""
     totals: dict[str, float] = {}
@@ -160,8 +156,8 @@ def train_policy(
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     history = []
-    bar = _bar(epochs * len(env.train_dataloader), type(algo).__name__, progress)
-    try:
+    total = epochs * len(env.train_dataloader)
+    with Progress(total, type(algo).__name__, "batches", enabled=progress) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             totals: dict[str, float] = {}
@@ -172,14 +168,11 @@ def train_policy(
                 n = len(batch["reward"])
                 _accumulate(totals, losses, n)
                 rows += n
-                bar.update()
-                bar.set_postfix(epoch=epoch, **{k: f"{v:.3g}" for k, v in losses.items() if k != "step"})
+                bar.update(epoch=epoch, **{k: v for k, v in losses.items() if k != "step"})
             record = {"epoch": epoch, **_weighted_means(totals, rows, "train"), **evaluate_losses(env, algo)}
             record["seconds"] = time.perf_counter() - start
             history.append(record)
             _log_epoch(record)
-    finally:
-        bar.close()
     return history
 
 
@@ -210,8 +203,7 @@ def train_supervised_actor(
     )
     generator = torch.Generator().manual_seed(seed)
     history = []
-    bar = _bar(epochs * len(env.train_dataloader), "supervised", progress)
-    try:
+    with Progress(epochs * len(env.train_dataloader), "supervised", "batches", enabled=progress) as bar:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             actor.train()
@@ -223,15 +215,12 @@ def train_supervised_actor(
                 optimizer.step()
                 total += loss.item() * len(batch["state"])
                 rows += len(batch["state"])
-                bar.update()
-                bar.set_postfix(epoch=epoch, mse=f"{loss.item():.4g}")
+                bar.update(epoch=epoch, mse=loss.item())
             actor.eval()
             record = {"epoch": epoch, "train_mse": total / rows, **_supervised_test(env, actor)}
             record["seconds"] = time.perf_counter() - start
             history.append(record)
             _log_epoch(record)
-    finally:
-        bar.close()
     return actor.eval(), history
 
 
@@ -435,7 +424,7 @@ def train_from_config(
     """
     from spark_recs.progress import Steps
     from spark_recs.runtime import get_spark
-    from spark_recs.tracking import log_metrics_clean, log_model, log_params_flat, tracked_run
+    from spark_recs.tracking import loading_uri, log_metrics_clean, log_model, log_params_flat, tracked_run
 
     spark = spark or get_spark()
     tracking, evaluation = config["mlflow"], config["evaluation"]
@@ -492,15 +481,10 @@ def train_from_config(
             registered, alias = tracking["registered_model"], tracking["alias"]
             aliases = (alias,) if registered and alias else ()
             info = log_model(recommender, "model", registered_model_name=registered, aliases=aliases)
-    version = info.registered_model_version
-    if registered:
-        uri = f"models:/{registered}@{alias}" if alias else f"models:/{registered}/{version}"
-    else:
-        uri = info.model_uri
     return {
         "run_id": run.info.run_id,
-        "model_uri": uri,
-        "model_version": version,
+        "model_uri": loading_uri(info, registered, alias),
+        "model_version": info.registered_model_version,
         "losses": history[-1],
         "history": history,
         "holdout": metrics,

@@ -149,6 +149,10 @@ def test_unknown_error_reports_the_count(fitted):
 
     with pytest.raises(UnknownIdError, match=r"^3 row\(s\) have item values not in the item index"):
         index.transform(test).collect()
+    # The examples: the five smallest distinct unknown ids, the same on every run and engine.
+    unknown = frame(test.sparkSession, [(i,) for i in (9, 4, 1, 7, 4, 5, 8, 6)], "item long")
+    with pytest.raises(UnknownIdError, match=r"^7 row\(s\) .* \(e\.g\. \[4, 5, 6, 7, 8\]\);"):
+        index.transform(unknown)
 
 
 def test_unknown_drop_removes_and_counts(fitted):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import re
+
 import pandas as pd
 import pytest
+from conftest import shared_data
 from pyspark.sql import functions as F
 
 from spark_recs.data.io import (
@@ -46,8 +50,8 @@ def failing(spark):
         ("events", "`events`"),
         ("recs.events", "`recs`.`events`"),
         ("main.recs.events_v2", "`main`.`recs`.`events_v2`"),
-        ("`my-catalog`.recs.`odd name`", "`my-catalog`.`recs`.`odd name`"),
-        ("`a.b`.c", "`a.b`.`c`"),
+        ("`my-catalog`.recs.`events-2024`", "`my-catalog`.`recs`.`events-2024`"),
+        ("`café`.c", "`café`.`c`"),
     ],
 )
 def test_valid_names_are_quoted(name, quoted):
@@ -57,15 +61,37 @@ def test_valid_names_are_quoted(name, quoted):
 
 @pytest.mark.parametrize(
     "name",
-    ["a.b.c.d", "recs.my-table", "recs.events; DROP TABLE x", "two words", "a..b", ".a", "a.", "`a`b", ""],
+    ["a.b.c.d", "recs.my-table", "recs.events; DROP TABLE x", "two words", "a..b", ".a", "a.", "`a`b", ""]
+    # What Unity Catalog forbids even in backticks (period, space, slash, control characters), and ';'.
+    + ["`a.b`.c", "recs.`odd name`", "recs.`x;DROP TABLE y`", "`a/b`", "recs.`tab\tx`", "recs.`bell\x07`"],
 )
 def test_invalid_names_are_rejected(name):
     assert not is_table_name(name)
-    with pytest.raises(ValueError, match=r"invalid table name .*catalog\.schema\.table"):
+    with pytest.raises(ValueError, match=r"invalid table name .*catalog\.schema\.table") as raised:
         quote_table_name(name)
+    assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("path", ["data/events", "/tmp/events", "events.csv", "events.parquet", "c:\\x"])
+@pytest.mark.parametrize("name", ["recs.`odd name`", "recs.`x;DROP TABLE y`", "two words"])
+def test_a_bad_name_is_a_one_line_error_when_reading_or_writing(any_spark, name):
+    """Neither a table name nor an existing path: a ValueError naming it, never a Spark parse trace."""
+    with pytest.raises(ValueError, match=f"invalid table name {re.escape(repr(name))}.*needs a '/'"):
+        read_table(any_spark, name)
+    with pytest.raises(ValueError, match=f"invalid table name {re.escape(repr(name))}"):
+        write_table(frame(any_spark, V1), name)
+
+
+def test_an_existing_path_with_a_space_is_read_as_a_path(spark, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two words").write_text("id,name\n1,a\n")
+
+    assert rows_of(read_table(spark, "two words")) == [("1", "a")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["data/events", "/tmp/events", "events.csv", "events.parquet", "c:\\x", "clicks.tsv.gz", "r.csv.gz"],
+)
 def test_paths_are_not_table_names(path):
     assert not is_table_name(path)
 
@@ -132,17 +158,130 @@ def test_parquet_directory_and_file_detected(any_spark, tmp_path):
         ("a.dat", "SessionId|ItemId|Time\n1|10|1.5\n2|20|2.5\n", None),
         ("noext", "SessionId,ItemId,Time\n1,10,1.5\n2,20,2.5\n", None),
         ("a.csv", "SessionId;ItemId;Time\n1;10;1.5\n2;20;2.5\n", ";"),
+        # The suffix's separator is not in the header: sniffed (DIGINETICA's .csv is ';'-separated).
+        ("a.csv", "SessionId;ItemId;Time\n1;10;1.5\n2;20;2.5\n", None),
+        ("a.tsv", "SessionId,ItemId,Time\n1,10,1.5\n2,20,2.5\n", None),
+        # gzip'd: format and separator come from the decompressed first line.
+        ("clicks.tsv.gz", "SessionId\tItemId\tTime\n1\t10\t1.5\n2\t20\t2.5\n", None),
+        ("ratings.csv.gz", "SessionId,ItemId,Time\n1,10,1.5\n2,20,2.5\n", None),
+        ("views.csv.gz", "SessionId;ItemId;Time\n1;10;1.5\n2;20;2.5\n", None),
     ],
 )
 def test_text_files_with_separator_detection(any_spark, tmp_path, file, text, sep):
     path = tmp_path / file
-    path.write_text(text)
+    path.write_bytes(gzip.compress(text.encode()) if file.endswith(".gz") else text.encode())
 
     df = read_table(any_spark, str(path), sep=sep)
 
     assert df.columns == ["SessionId", "ItemId", "Time"]
     assert set(dict(df.dtypes).values()) == {"string"}
     assert rows_of(df) == [("1", "10", "1.5"), ("2", "20", "2.5")]
+
+
+def test_an_explicit_separator_wins_over_sniffing(any_spark, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("a;b,c\n1;2,3\n")
+
+    assert read_table(any_spark, str(path), sep=";").columns == ["a", "b,c"]
+    assert read_table(any_spark, str(path), sep=",").columns == ["a;b", "c"]
+    assert read_table(any_spark, str(path)).columns == ["a;b", "c"]  # ',' is in the header: the suffix's
+
+
+def test_diginetica_views_are_read_with_semicolons(any_spark):
+    path = shared_data("sessions/diginetica_sample/sample_train-item-views.csv")
+    expected = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+
+    df = read_table(any_spark, str(path))
+
+    assert df.columns == ["session_id", "user_id", "item_id", "timeframe", "eventdate"]
+    assert df.count() == len(expected)
+    assert sorted(df.select("item_id").distinct().toPandas()["item_id"]) == sorted(set(expected["item_id"]))
+
+
+def test_quoted_newlines_stay_inside_their_field(any_spark, tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text('id,text\n1,"two\nlines"\n2,plain\n3,"three\nshort\nlines"\n')
+
+    assert rows_of(read_table(any_spark, str(path))) == [
+        ("1", "two\nlines"),
+        ("2", "plain"),
+        ("3", "three\nshort\nlines"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.tsv", "empty.txt", "empty.csv.gz"])
+def test_an_empty_text_file_is_a_one_line_error(any_spark, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(b"") if name.endswith(".gz") else b"")
+
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))} is empty: a text table needs a header"):
+        read_table(any_spark, str(path))
+
+
+def test_a_header_only_file_gives_its_columns_and_no_rows(any_spark, tmp_path):
+    path = tmp_path / "header.tsv"
+    path.write_text("SessionId\tItemId\n")
+
+    df = read_table(any_spark, str(path))
+    assert df.columns == ["SessionId", "ItemId"]
+    assert df.count() == 0
+
+
+def test_a_folder_of_text_files_is_read_as_text(any_spark, tmp_path):
+    folder = tmp_path / "clicks"
+    folder.mkdir()
+    (folder / "part-1.tsv.gz").write_bytes(gzip.compress(b"SessionId\tItemId\n1\t10\n"))
+    (folder / "part-2.tsv.gz").write_bytes(gzip.compress(b"SessionId\tItemId\n2\t20\n3\t30\n"))
+    (folder / "_SUCCESS").write_text("")  # markers and checksums are not data
+    (folder / ".part-1.tsv.crc").write_bytes(b"crc")
+
+    df = read_table(any_spark, str(folder))
+    assert df.columns == ["SessionId", "ItemId"]
+    assert rows_of(df) == [("1", "10"), ("2", "20"), ("3", "30")]
+
+
+def test_a_folder_that_is_no_table_is_a_one_line_error(spark):
+    folder = shared_data("ml-100k")
+    files = sorted(p.name for p in folder.iterdir())
+
+    with pytest.raises(ValueError) as raised:
+        read_table(spark, str(folder))
+    assert str(raised.value).startswith(
+        f"{folder} holds {len(files)} files: {', '.join(files[:5])}, ... (no Parquet or Delta files); "
+        "expected a Delta table, Parquet files, or text files of one kind"
+    )
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "files, found",
+    [
+        ({"a.csv": "x\n1\n", "b.tsv": "x\n2\n"}, "holds 2 files: a.csv, b.tsv (no Parquet or Delta files)"),
+        ({"a.csv": "x\n1\n", "b.csv.gz": "x\n2\n"}, "holds 2 files: a.csv, b.csv.gz (no Parquet or Delta"),
+        ({"notes.md": "hi"}, "holds 1 file: notes.md (no Parquet or Delta files)"),
+        ({}, "is empty: no data files in it"),
+    ],
+)
+def test_folders_of_mixed_or_no_files_are_refused(any_spark, tmp_path, files, found):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "_SUCCESS").write_text("")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+    with pytest.raises(ValueError, match=f"^{re.escape(str(folder))} {re.escape(found)}"):
+        read_table(any_spark, str(folder))
+
+
+def test_parquet_mixed_with_other_files_is_refused(any_spark, tmp_path):
+    folder = tmp_path / "pq"
+    frame(any_spark, V1).write.parquet(str(folder))
+    (folder / "notes.txt").write_text("not data")
+
+    with pytest.raises(
+        ValueError, match=r"holds \d+ files: .*notes\.txt.*\(Parquet mixed with other files\)"
+    ):
+        read_table(any_spark, str(folder))
 
 
 def test_csv_quoting_follows_rfc_4180(any_spark, tmp_path):
@@ -180,7 +319,8 @@ def test_failed_overwrite_of_a_path_keeps_the_previous_version(any_spark, tmp_pa
         write_table(failing(any_spark), target)
 
     assert rows_of(read_table(any_spark, target)) == V1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # no staging folder left behind
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["events"]
+    assert not [p.name for p in tmp_path.iterdir() if ".writing-" in p.name]  # no staging folder left behind
 
 
 def test_overwrite_a_path_from_itself(spark, tmp_path):

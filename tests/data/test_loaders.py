@@ -269,7 +269,7 @@ def test_session_file_with_string_ids_and_timestamps(any_spark, tmp_path):
 
 def test_movielens_dat_layout(any_spark, tmp_path):
     (tmp_path / "ratings.dat").write_text(
-        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::x::978298413\n"
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::x::978298413\n2::661::4::12:30:00\n"
     )
     (tmp_path / "movies.dat").write_text(
         "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Jumanji (1995)::Adventure\n"
@@ -279,7 +279,8 @@ def test_movielens_dat_layout(any_spark, tmp_path):
     items = load_items(any_spark, tmp_path)
 
     assert movielens_layout(tmp_path) == "dat"
-    assert ratings.rejected_by_reason == {"non-numeric rating": 1}
+    # A time without a date would become the day of the run: rejected.
+    assert ratings.rejected_by_reason == {"non-numeric rating": 1, "unparseable timestamp": 1}
     assert sorted(tuple(r) for r in ratings.accepted.collect()) == [
         (1, 661, 3.0, 978302109.0),
         (1, 1193, 5.0, 978300760.0),
@@ -290,6 +291,23 @@ def test_movielens_dat_layout(any_spark, tmp_path):
     ]
     with pytest.raises(ValueError, match="only in the ml-100k layout"):
         load_users(any_spark, tmp_path)
+
+
+def test_diginetica_rows_without_a_full_date_or_timeframe_are_rejected(any_spark, tmp_path):
+    path = tmp_path / "train-item-views.csv"
+    path.write_text(
+        "sessionId;userId;itemId;timeframe;eventdate\n"
+        "1;NA;5;1500;2016-05-09\n"
+        "2;NA;6;2000;NA\n"
+        "3;NA;7;3000;2016-05\n"
+        "4;NA;8;4000;12:30\n"
+        "5;NA;9;abc;2016-05-09\n"
+    )
+    log = load_diginetica(any_spark, path)
+
+    assert log.rejected_by_reason == {"unparseable Time": 4}
+    assert sorted(r["SessionId"] for r in log.rejected.collect()) == ["2", "3", "4", "5"]
+    assert [tuple(r) for r in log.accepted.collect()] == [(1, 5, 1462752000 + 1.5)]  # 2016-05-09 UTC + 1.5 s
 
 
 def test_not_a_movielens_folder(tmp_path):

@@ -117,18 +117,26 @@ def test_every_missing_column_is_named(spark):
 
 
 def test_string_ids_kept_as_strings_and_trimmed(any_spark):
-    df = frame(
-        any_spark, [(" a1 ", "7", 1.5), ("b2", " 8", 2.5), ("", "9", 3.0)], "s string, i string, t double"
-    )
+    df = frame(any_spark, [(" a1 ", "7", 1.5), ("b2", " 8", 2.5)], "s string, i string, t double")
     result = validate(df, ["s", "i"], "t")
 
     assert dict(result.accepted.dtypes) == {"s": "string", "i": "bigint", "t": "double"}
-    assert sorted(tuple(r) for r in result.accepted.collect()) == [
-        ("", 9, 3.0),
-        ("a1", 7, 1.5),
-        ("b2", 8, 2.5),
-    ]
+    assert sorted(tuple(r) for r in result.accepted.collect()) == [("a1", 7, 1.5), ("b2", 8, 2.5)]
     assert result.n_rejected == 0
+
+
+def test_blank_ids_are_null_ids_and_do_not_make_a_column_strings(any_spark):
+    rows = [("", "1", 1.0), ("  ", "2", 2.0), ("7", "", 3.0), ("7", "3", 4.0), (" 8", "4", 5.0)]
+    result = validate(frame(any_spark, rows, "s string, i string, t double"), ["s", "i"], "t")
+
+    assert dict(result.accepted.dtypes) == {"s": "bigint", "i": "bigint", "t": "double"}
+    assert sorted(tuple(r) for r in result.accepted.collect()) == [(7, 3, 4.0), (8, 4, 5.0)]
+    assert result.rejected_by_reason == {"null s": 2, "null i": 1}
+    assert sorted(tuple(r) for r in result.rejected.collect()) == [
+        ("", "1", "1.0", "null s"),
+        ("  ", "2", "2.0", "null s"),
+        ("7", "", "3.0", "null i"),
+    ]
 
 
 def test_long_ids_reject_non_integers(any_spark):
@@ -156,6 +164,7 @@ def test_clean_input_has_no_rejections(any_spark):
     assert result.rejected_by_reason == {}
     assert result.rejected.count() == 0
     assert "rows in = 50 = accepted 50 + rejected 0" in result.summary()
+    assert result.warnings == {} and "warnings" not in result.summary()
 
 
 def test_invalid_id_type(spark):
@@ -171,3 +180,91 @@ def test_nan_and_infinite_times_are_rejected(any_spark):
 
     assert result.rejected_by_reason == {"unparseable t": 4}
     assert [tuple(r) for r in result.accepted.collect()] == [(1, 2, 10.0)]
+
+
+def utc_seconds(*parts: int) -> float:
+    return dt.datetime(*parts, tzinfo=dt.UTC).timestamp()
+
+
+def test_time_strings_need_a_full_date(any_spark):
+    full = {
+        "1396437466.94": 1396437466.94,
+        "2014-04-07 10:51:09": utc_seconds(2014, 4, 7, 10, 51, 9),
+        "2014-04-07T10:51:09.277Z": utc_seconds(2014, 4, 7, 10, 51, 9, 277_000),
+        " 2014-04-07 ": utc_seconds(2014, 4, 7),
+        "2014-4-7 10:51": utc_seconds(2014, 4, 7, 10, 51),
+    }
+    # Spark fills a missing date with the day it runs on (a missing day with the 1st): all rejected.
+    partial = ["12:30:00", "T12:30", "10:51", "12:30:00Z", "2014-04", "April 7", "2014/04/07"]
+    rows = [(i, i, t) for i, t in enumerate([*full, *partial])]
+    result = validate(frame(any_spark, rows, "s long, i long, Time string"), ["s", "i"], "Time")
+
+    assert result.rejected_by_reason == {"unparseable Time": len(partial)}
+    assert sorted(r["Time"] for r in result.rejected.collect()) == sorted(partial)
+    accepted = {r["s"]: r["Time"] for r in result.accepted.collect()}
+    assert accepted == pytest.approx(dict(enumerate(full.values())))
+
+
+def test_suspicious_times_are_accepted_and_counted_as_warnings(any_spark):
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        (1, 1, "1396437466"),
+        (1, 2, "1396437466940"),  # milliseconds
+        (1, 3, "1396437467940"),
+        (1, 3, "1396437467940"),  # a duplicate: rejected, so not counted
+        (None, 4, "1396437468940"),  # rejected (null id): not counted
+        (2, 5, "-5"),
+        (2, 6, str(now.year + 1) + "-01-01 00:00:00"),  # next year
+        (2, 7, "1969-12-31 23:59:59"),  # negative too
+    ]
+    result = validate(frame(any_spark, rows, "s long, i long, Time string"), ["s", "i"], "Time")
+
+    assert (result.n_accepted, result.rejected_by_reason) == (6, {"null s": 1, "duplicate event": 1})
+    assert result.warnings == {"Time looks like milliseconds": 2, "negative Time": 2, "Time in the future": 1}
+    summary = result.summary()
+    assert "warnings: Time in the future: 1 (" in summary
+    assert "Time looks like milliseconds: 2 (divide by 1000" in summary
+    assert "negative Time: 2 (before 1970" in summary
+
+
+def test_a_few_non_integer_ids_among_integers_warn(any_spark):
+    items = [str(n) for n in range(200)] + ["x-1", "abc"]  # 2 of 202 ids (under 1%) are not integers
+    rows = [(f"s{n % 3}", item, float(n)) for n, item in enumerate(items)]
+    df = frame(any_spark, rows, "SessionId string, ItemId string, Time double")
+    result = validate(df, ["SessionId", "ItemId"], "Time")
+
+    assert dict(result.accepted.dtypes)["ItemId"] == "string"  # the documented rule still holds
+    assert result.n_accepted == 202
+    assert result.warnings == {"non-integer ItemId": 2}  # SessionId is all strings: no warning
+    fix = result.fixes["non-integer ItemId"]
+    assert "'abc', 'x-1'" in fix and 'id_type="long"' in fix
+    assert "non-integer ItemId: 2 (e.g. 'abc', 'x-1'" in result.summary()
+
+    strict = validate(df, ["ItemId"], "Time", id_type="long")
+    assert strict.rejected_by_reason == {"null or non-integer ItemId": 2}
+    assert strict.warnings == {}
+
+
+def test_mostly_string_ids_do_not_warn(any_spark):
+    df = frame(any_spark, [("1", 1.0), ("2", 2.0), ("a", 3.0)], "ItemId string, Time double")
+    result = validate(df, ["ItemId"], "Time")
+
+    assert dict(result.accepted.dtypes)["ItemId"] == "string"
+    assert result.warnings == {}
+
+
+@pytest.mark.parametrize(
+    ("id_type", "accepted", "reasons", "rejected_notes"),
+    [
+        ("long", [(1, "a"), (2, "b")], {"null or non-integer user": 4}, {"c", "d", "e", "f"}),
+        ("string", [("1", "a"), ("2", "b"), ("3.5", "f"), ("abc", "e")], {"null user": 2}, {"c", "d"}),
+    ],
+)
+def test_user_ids_alone_with_the_model_id_type(any_spark, id_type, accepted, reasons, rejected_notes):
+    rows = [("1", "a"), (" 2 ", "b"), ("", "c"), (None, "d"), ("abc", "e"), ("3.5", "f")]
+    result = validate(frame(any_spark, rows, "user string, note string"), ["user"], id_type=id_type)
+
+    assert result.accepted.columns == ["user", "note"]
+    assert sorted(tuple(r) for r in result.accepted.collect()) == accepted
+    assert result.rejected_by_reason == reasons
+    assert {r["note"] for r in result.rejected.collect()} == rejected_notes

@@ -247,8 +247,9 @@ def reference_fraction_split(pdf: pd.DataFrame, valid_fraction: float, test_frac
     n = len(ends)
     n_test, n_valid = round(test_fraction * n), round(valid_fraction * n)
     order = list(ends.SessionId)
-    test, valid = order[n - n_test :], order[n - n_test - n_valid : n - n_test]
-    return tuple(pdf[pdf.SessionId.isin(s)] for s in (order[: n - n_test - n_valid], valid, test))
+    first_valid = max(n - n_test - n_valid, 0)  # rounding can ask for more than n: valid gets what is left
+    test, valid = order[n - n_test :], order[first_valid : n - n_test]
+    return tuple(pdf[pdf.SessionId.isin(s)] for s in (order[:first_valid], valid, test))
 
 
 def test_fraction_split_by_hand(connect_spark):

@@ -304,6 +304,42 @@ def test_missing_predictions_error_or_ignore(any_spark, caplog):
     )
 
 
+def test_spark_results_are_the_same_bits_whatever_the_partitioning(any_spark):
+    # Spark's sum adds in arrival order, which the partitioning changes; the metrics add in sorted order.
+    rng = np.random.default_rng(1)
+    n_users = 1000
+    recs = pd.DataFrame(
+        {
+            "user": np.repeat(np.arange(n_users), 10),
+            "rank": np.tile(np.arange(1, 11), n_users),
+            "item": rng.integers(0, 30, 10 * n_users),
+        }
+    ).drop_duplicates(["user", "item"])
+    truth = pd.DataFrame(
+        {"user": rng.integers(0, n_users, 8_000), "item": rng.integers(0, 30, 8_000)}
+    ).drop_duplicates()
+    truth["rating"] = rng.uniform(0.5, 5.0, len(truth))
+    preds = truth.assign(prediction=truth["rating"] + rng.normal(0.0, 1.0, len(truth)))
+    analysis = RecListAnalysis().add_metric("ndcg").add_metric("ndcg", gain="rating", name="graded")
+    analysis.add_metric("recip_rank").add_metric("recall", k=5)
+    spark_recs, spark_truth = any_spark.createDataFrame(recs), any_spark.createDataFrame(truth)
+    spark_preds = any_spark.createDataFrame(preds)
+
+    results = []
+    for parts in (1, 7):
+        per_list = analysis.compute(spark_recs.repartition(parts), spark_truth.repartition(parts))
+        lists = per_list.toPandas().sort_values("user", ignore_index=True)
+        results.append(
+            (lists, analysis.summary(per_list), prediction_metrics(spark_preds.repartition(parts)))
+        )
+    (lists, summary, predicted), (other_lists, other_summary, other_predicted) = results
+    pd.testing.assert_frame_equal(other_lists, lists, check_exact=True)
+    assert other_summary == summary and other_predicted == predicted
+    local = analysis.summary(analysis.compute(recs, truth))
+    assert summary == pytest.approx(local, abs=1e-12)
+    assert predicted == pytest.approx(prediction_metrics(preds), abs=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Real data: pandas and Spark agree on ml-latest-small
 # ----------------------------------------------------------------------------------------------------

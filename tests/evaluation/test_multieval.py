@@ -8,6 +8,8 @@ run from the persisted splits by a fresh instance, as a fan-out job would.
 """
 
 import json
+import os
+import re
 from types import SimpleNamespace
 
 import mlflow
@@ -244,11 +246,19 @@ def test_rerun_skips_done_runs_retries_failed_ones_and_cleans_leftovers(main, ca
     before = _record(folder, 4)
 
     main.me.run(progress=True)
-    assert "MultiEval" in capsys.readouterr().err  # the progress bar
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("MultiEval run")]
+    assert [re.sub(r"\d+\.\ds", "<s>", line) for line in lines] == [
+        "MultiEval run 1/3 (RunId 4, Broken on ML partition 1): failed (RuntimeError: no fit today); 2 left",
+        "MultiEval run 2/3 (RunId 5, Pop on ML partition 2): ok, fit <s>, recommend <s>; 1 left",
+        "MultiEval run 3/3 (RunId 8, Broken on ML partition 2): failed (RuntimeError: no fit today); 0 left",
+    ]
 
     assert not staging.exists() and not (folder / "predictions" / "RunId=99").exists()
     assert not (folder / "runs" / ".run-6.json.0badf00d").exists()
     assert not (folder / "recommendations" / "RunId=5" / "part-junk.parquet").exists()
+    recs = folder / "recommendations"  # each RunId a link to one version: the redone run's old one is gone
+    versions = {str(p) for p in recs.iterdir() if p.name.startswith(".v")}
+    assert versions == {os.path.realpath(p) for p in recs.iterdir() if p.is_symlink()}
     rerun = _record(folder, 5)
     assert rerun["status"] == "ok" and rerun["MLflowRunId"] != main.table.loc[4, "MLflowRunId"]
     for metric in TOPN:
@@ -301,3 +311,61 @@ def test_persisted_data_gives_the_same_metrics(spark, splits, main, tracking_uri
     assert isinstance(saved, Bias) and saved.damping == 5
     logged = load_model(f"runs:/{table.loc[0, 'MLflowRunId']}/model")
     assert torch.equal(logged.item_offsets, saved.item_offsets)
+
+
+# ---- a killed call's MLflow run, progress lines ------------------------------------------------------
+
+
+def test_rerun_kills_the_nested_run_a_killed_call_left_running(any_spark, mlflow_uri, tmp_path, capsys):
+    import time
+
+    from spark_recs import tracking
+    from spark_recs.evaluation.multieval import PARENT_RUN_FILE
+
+    train = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [10, 20, 10, 30, 20, 30]})
+    test = pd.DataFrame({"user": [1, 2, 3], "item": [30, 20, 10]})
+    folder = tmp_path / "tiny-eval"
+    evaluation = MultiEval(folder, recommend=2, spark=any_spark, experiment="stale", tracking_uri=mlflow_uri)
+    evaluation.add_datasets((train, test), name="tiny")
+    evaluation.add_algorithms(Popular(), name="Pop")
+    evaluation.add_algorithms(Popular(), name="Pop2")
+    # What a call killed during RunId 1 leaves: its nested run RUNNING and no record. Beside it, runs that
+    # live jobs hold: RunId 2 (not selected below), and RunId 1 started after the rerun began.
+    parent = tracking.parent_run_id("stale", folder.name, folder / PARENT_RUN_FILE, tracking_uri=mlflow_uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_run(parent).info.experiment_id
+
+    def nested(run_id: int, **kwargs) -> str:
+        tags = {"mlflow.parentRunId": parent, "RunId": str(run_id)}
+        return client.create_run(experiment, tags=tags, **kwargs).info.run_id
+
+    killed, other_job = nested(1), nested(2)
+    later = nested(1, start_time=int(time.time() * 1000) + 3_600_000)
+
+    evaluation.run(runs=[1])
+
+    status = {run_id: client.get_run(run_id).info.status for run_id in (killed, other_job, later)}
+    assert status == {killed: "KILLED", other_job: "RUNNING", later: "RUNNING"}
+    assert "ended before recording a result" in client.get_run(killed).data.tags["error"]
+    runs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}' AND tags.RunId = '1'")
+    finished = [r.info.run_id for r in runs if r.info.status == "FINISHED"]
+    assert finished == [_record(folder, 1)["MLflowRunId"]]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("MultiEval")]
+    assert len(lines) == 1 and "\r" not in err
+    assert re.fullmatch(
+        r"MultiEval run 1/1 \(RunId 1, Pop on tiny partition 1\): ok, fit \d+\.\ds, recommend \d+\.\ds; 0 left",
+        lines[0],
+    )
+
+
+def test_run_lines_name_the_run_its_status_times_and_what_is_left():
+    from spark_recs.evaluation.multieval import _run_line
+
+    record = {"RunId": 7, "AlgoStr": "ALS", "DataSet": "ML", "Partition": 2, "status": "ok", "error": None}
+    times = {"TrainTime": 12.34, "PredTime": None, "RecTime": 4.06}
+    assert _run_line(record | times, 3, 30) == (
+        "MultiEval run 3/30 (RunId 7, ALS on ML partition 2): ok, fit 12.3s, recommend 4.1s; 27 left"
+    )
+    failed = record | {"status": "failed", "error": "RuntimeError: no fit\ntoday", "TrainTime": None}
+    assert _run_line(failed, 30, 30).endswith("): failed (RuntimeError: no fit); 0 left")

@@ -69,7 +69,7 @@ def gru():
 def brute_force(gru, test, cutoffs, mode):
     """Recall/MRR by scoring every prefix on its own and ranking with NumPy."""
     hits = {c: [] for c in cutoffs}
-    for _, session in test.sort_values("Time").groupby("SessionId"):
+    for _, session in test.sort_values(["Time", "ItemId"]).groupby("SessionId"):
         items = [i for i in gru.item_indices(session["ItemId"].to_numpy()) if i >= 0]
         for p in range(len(items) - 1):
             scores = gru.score_sessions([items[: p + 1]])[0].numpy()
@@ -98,6 +98,16 @@ def test_batch_size_does_not_change_the_result(gru):
     test = cycle_sessions(40, 2)
     results = [batch_eval(gru, test, cutoff=[3, 10], batch_size=b) for b in (1, 5, 512)]
     assert results[0] == results[1] == results[2]
+
+
+def test_events_at_the_same_time_go_by_item_whatever_the_row_order(any_spark, gru):
+    test = cycle_sessions(40, 5)
+    test["Time"] = (test["Time"] // 2).astype(float)  # pairs of events share a time
+    expected_recall, expected_mrr = brute_force(gru, test, [1, 5], "conservative")
+    reversed_rows = test.iloc[::-1]
+    for data in (reversed_rows, any_spark.createDataFrame(reversed_rows).repartition(3)):
+        result = evaluate_sessions(gru, data, cutoff=[1, 5])
+        assert result.recall == pytest.approx(expected_recall) and result.mrr == pytest.approx(expected_mrr)
 
 
 def test_unknown_items_are_dropped_and_counted_and_short_sessions_give_nothing(gru):

@@ -1,13 +1,26 @@
 """The model contract: one saved-file format without pickle, params, vocabularies, clear errors."""
 
+import importlib
 import io
+import pickle
+import pkgutil
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from spark_recs.models.base import MODEL_FORMAT, Model, Payload, write_file
+import spark_recs
+from spark_recs.models.base import (
+    BUILTIN_KINDS,
+    MODEL_FORMAT,
+    Model,
+    Payload,
+    model_class,
+    model_kind,
+    write_file,
+)
 from spark_recs.models.gru4rec import GRU4Rec
 from spark_recs.models.popular import Popular
 from spark_recs.models.vocabulary import Vocabulary
@@ -51,20 +64,109 @@ def test_in_process_recommend_excludes_rated_items_and_breaks_ties_by_id():
     assert tied.recommend("x", n=3)["item"].tolist() == ["a", "b", "c"]
 
 
+def _model_file(kind: str, state: dict) -> bytes:
+    buffer = io.BytesIO()
+    write_file({"format": MODEL_FORMAT, "kind": kind, "config": "{}", "state": state}, buffer)
+    return buffer.getvalue()
+
+
 def test_load_refuses_anything_but_model_classes(tmp_path):
     state = Popular().fit(RATINGS).state()
-    for kind in ("os:system", "spark_recs.runtime:get_spark", "builtins:dict"):
-        buffer = io.BytesIO()
-        write_file({"format": MODEL_FORMAT, "kind": kind, "config": "{}", "state": state}, buffer)
-        with pytest.raises(ValueError, match="does not name a spark_recs Model subclass"):
-            Payload(buffer.getvalue()).restore()
+    for kind in (
+        "os:system",
+        "spark_recs.runtime:get_spark",
+        "builtins:dict",
+        "spark_recs.models.base:Payload",
+    ):
+        with pytest.raises(ValueError, match="import the module that defines it before loading"):
+            Payload(_model_file(kind, state)).restore()
     buffer = io.BytesIO()
     torch.save({"weights": torch.zeros(2)}, buffer)
-    with pytest.raises(ValueError, match="not a saved spark_recs model"):
+    with pytest.raises(ValueError, match="is not a spark_recs model file .*: it has no 'spark_recs.model/1'"):
         Payload(buffer.getvalue()).restore()
     Popular().fit(RATINGS).save(tmp_path / "pop.pt")
     with pytest.raises(ValueError, match="holds a Popular, not a GRU4Rec"):
         GRU4Rec.load(tmp_path / "pop.pt")
+
+
+def test_a_files_kind_imports_nothing_but_built_in_models(tmp_path, monkeypatch):
+    # A module on sys.path with a visible side effect at import: a file naming it must not run it.
+    marker = tmp_path / "imported.txt"
+    (tmp_path / "side_effect_models.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+        "from spark_recs.models.popular import Popular\n\nclass Sneaky(Popular):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    path = tmp_path / "sneaky.pt"
+    path.write_bytes(_model_file("side_effect_models:Sneaky", Popular().fit(RATINGS).state()))
+    with pytest.raises(ValueError) as refused:
+        Model.load(path)
+    assert str(refused.value) == (
+        f"{path}: model kind 'side_effect_models:Sneaky' is neither a built-in model nor a Model subclass "
+        "defined in this process: import the module that defines it before loading"
+    )
+    assert "side_effect_models" not in sys.modules and not marker.exists()
+    # Once the user's own code has imported the class, its files load.
+    try:
+        from side_effect_models import Sneaky
+
+        loaded = Model.load(path)
+        assert type(loaded) is Sneaky and loaded.counts.tolist() == [2.0, 1.0, 3.0]
+    finally:
+        sys.modules.pop("side_effect_models", None)
+
+
+def test_every_built_in_model_class_is_known_by_its_kind():
+    for info in pkgutil.walk_packages(spark_recs.__path__, "spark_recs."):
+        if info.name != "spark_recs.mlflow_pyfunc":  # importing it sets MLflow's model-from-code
+            importlib.import_module(info.name)
+    abstract = {"spark_recs.models.base:Recommender", "spark_recs.models.mf:MatrixFactorization"}
+    defined = {model_kind(cls) for cls in _subclasses(Model) if cls.__module__.startswith("spark_recs.")}
+    assert defined - abstract == BUILTIN_KINDS
+    for kind in BUILTIN_KINDS:
+        assert model_kind(model_class(kind)) == kind
+
+
+def _subclasses(cls: type) -> set[type]:
+    return {sub for child in cls.__subclasses__() for sub in {child, *_subclasses(child)}}
+
+
+def test_refused_files_give_one_line_naming_the_file_and_never_suggest_weights_only_false(tmp_path, recwarn):
+    class Opaque:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    saved = Popular().fit(RATINGS).save(tmp_path / "pop.pt").read_bytes()
+    cases = {
+        "pickle.pkl": pickle.dumps({"format": MODEL_FORMAT, "kind": "x", "config": "{}", "state": {}}),
+        "objects.pt": _torch_bytes({"format": MODEL_FORMAT, "kind": Opaque()}),
+        "text.pt": b"user,item\n1,2\n",
+        "truncated.pt": saved[: len(saved) // 2],
+        "empty.pt": b"",
+    }
+    reasons = {
+        "pickle.pkl": "holds Python objects other than tensors, strings and numbers",
+        "objects.pt": "holds Python objects other than tensors, strings and numbers",
+        "text.pt": "is truncated or not a torch.save file",
+        "truncated.pt": "is truncated or not a torch.save file",
+        "empty.pt": "is truncated or not a torch.save file",
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(ValueError) as refused:
+            Model.load(path)
+        message = str(refused.value)
+        assert message.startswith(f"{path} is not a spark_recs model file (written by Model.save): "), name
+        assert reasons[name] in message and "\n" not in message and "weights_only" not in message, name
+        assert refused.value.__cause__ is None and refused.value.__context__ is None, name  # torch's hidden
+    assert not [w for w in recwarn if "weights_only" in str(w.message)]
+
+
+def _torch_bytes(content) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
 
 
 def test_fit_errors_name_the_problem():

@@ -1,6 +1,7 @@
 """GRU4Rec end to end on small synthetic sessions: learning, options, determinism, persistence, resume."""
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,22 @@ def test_every_loss_learns_a_deterministic_successor(loss, train, test_data):
     gru = GRU4Rec(**SMALL, loss=loss, bpreg=0.5).fit(train)
     recall, mrr = batch_eval(gru, test_data, cutoff=[1, 3])
     assert recall[3] > 0.95 and mrr[3] > 0.8, (recall, mrr)
+
+
+def test_progress_lines_inside_an_epoch_are_plain_and_quiet_for_short_epochs(train, capsys):
+    GRU4Rec(**SMALL | dict(n_epochs=1)).fit(train)
+    assert capsys.readouterr().err == ""  # the default: a line every 20 s at most
+    gru = GRU4Rec(**SMALL | dict(n_epochs=2)).fit(train, progress_every=0.0)  # a line every step
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    line = re.compile(
+        r"GRU4Rec epoch (\d)/2: ([\d,]+)/([\d,]+) events \(\d+%\) in .*, [\d,]+ events/s, loss ([\d.]+)"
+    )
+    found = [line.fullmatch(text) for text in err.splitlines()]
+    assert all(found) and {m[1] for m in found} == {"1", "2"}
+    last = [m for m in found if m[1] == "1"][-1]
+    assert last[2] == last[3] == f"{len(train) - train['SessionId'].nunique():,}"  # every transition
+    assert float(last[4]) == pytest.approx(gru.history_[0]["loss"], rel=1e-3)  # the epoch's mean loss
 
 
 @pytest.mark.parametrize(

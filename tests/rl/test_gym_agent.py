@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 
 import mlflow
@@ -81,6 +82,14 @@ def test_ppo_training_is_seeded(fold1, one_torch_thread):
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
+def test_ppo_progress_in_a_log_is_plain_lines(fold1, one_torch_thread, capsys):
+    config = load_config(CONFIG, [*SHORT, "ppo.total_timesteps=1024"], schema=None)
+    train_ppo(fold1, config["env"], config["ppo"])
+    err = capsys.readouterr().err  # captured: not a terminal, as in a redirected log
+    assert "\r" not in err
+    assert re.fullmatch(r"PPO: 1,024/1,024 steps \(100%\) in .*, reward -?[\d.]+, exact [\d.]+\n", err)
+
+
 def test_gym_config_is_validated():
     config = load_config(CONFIG, schema=None)
     assert config["kind"] == "gym" and config["ppo"]["gamma"] == 0.0 and config["ppo"]["hidden"] == [64, 64]
@@ -130,6 +139,7 @@ def test_train_from_config_logs_registers_and_the_policy_loads_back(mlflow_uri, 
         "evaluation/gym_test.csv"
     ]
     assert str(client.get_model_version_by_alias("gym-test", "challenger").version) == "1"
+    assert result["model_uri"] == "models:/gym-test@challenger"
 
     data = RatingData.load(path, fold=1)
     pairs = data.test[["user", "item"]].iloc[:500]

@@ -3,6 +3,7 @@ train_from_config end to end (Spark, a real MLflow store, the registry and batch
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -69,6 +70,23 @@ def test_train_policy_records_every_epoch_and_steps_once_per_batch():
     assert algo._step == 3 * len(env.train_dataloader)
     expected = {f"{part}_{loss}" for part in ("train", "test") for loss in ("value1", "value2", "policy")}
     assert expected <= set(history[0]) and all(np.isfinite(r["test_value1"]) for r in history)
+
+
+def test_progress_in_a_log_is_plain_lines(capsys):
+    env = cycle_env()
+    batches = 2 * len(env.train_dataloader)
+    train_policy(env, build_algorithm("ddpg", env, hidden_size=8, seed=0), 2, progress=True)
+    train_supervised_actor(env, hidden_size=8, epochs=2, seed=0, progress=True)
+    err = capsys.readouterr().err  # captured: not a terminal, as in a redirected log
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 2  # short runs: only the final line each
+    assert re.fullmatch(
+        rf"DDPG: {batches}/{batches} batches \(100%\) in .*, epoch 2, value .*, policy .*", lines[0]
+    )
+    assert re.fullmatch(
+        rf"supervised: {batches}/{batches} batches \(100%\) in .*, epoch 2, mse [\d.e-]+", lines[1]
+    )
 
 
 @pytest.mark.parametrize("name", ["ddpg", "bcq", "reinforce"])

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from ...evaluation.sessions import evaluate_sessions
+from ...progress import LINE_EVERY, Progress
 from ..base import Model, read_file, write_file
 from ..vocabulary import Vocabulary
 from . import persistence, scoring
@@ -155,6 +156,7 @@ class GRU4Rec(Model):
         valid: pd.DataFrame | None = None,
         checkpoint_dir: str | Path | None = None,
         epoch_callback: Callable[[int, GRU4Rec], None] | None = None,
+        progress_every: float | None = LINE_EVERY,
     ) -> GRU4Rec:
         """Train on ``train`` (columns ``session_key``, ``item_key`` (int or str ids), ``time_key``).
 
@@ -163,6 +165,8 @@ class GRU4Rec(Model):
         ``checkpoint_dir`` (or the ``checkpoint_dir`` parameter) the state is saved after every epoch and
         a later ``fit`` with the same parameters and data resumes from it, ending with the same weights
         as an uninterrupted run. ``epoch_callback(epoch, model)`` runs after each epoch's checkpoint.
+        ``progress_every``: seconds between progress lines on stderr inside an epoch (events done, events/s,
+        running loss); an epoch shorter than that prints none; ``None``: never.
         """
         validate_params(self.get_params())
         _check_columns(train, (session_key, item_key, time_key), "training data")
@@ -223,7 +227,7 @@ class GRU4Rec(Model):
         while progress["epoch"] < self.n_epochs and not progress["stopped"]:
             epoch = progress["epoch"] + 1
             t0 = time.perf_counter()
-            loss = self._train_epoch(schedule)
+            loss = self._train_epoch(schedule, progress_every, f"GRU4Rec epoch {epoch}/{self.n_epochs}")
             seconds = time.perf_counter() - t0
             if not np.isfinite(loss):
                 raise FloatingPointError(f"GRU4Rec training diverged in epoch {epoch} (loss {loss})")
@@ -247,8 +251,8 @@ class GRU4Rec(Model):
         self.net.eval()
         return self
 
-    def _train_epoch(self, schedule: Schedule) -> float:
-        """One pass over the schedule; returns the mean loss per event."""
+    def _train_epoch(self, schedule: Schedule, progress_every: float | None = None, desc: str = "") -> float:
+        """One pass over the schedule; returns the mean loss per event (progress lines as in :meth:`fit`)."""
         net, opt, sampler = self.net, self._optimizer, self._sampler
         dense = net.dense_parameters()
         item_weights = {name: getattr(net, name) for name in net.item_weight_names}
@@ -256,6 +260,19 @@ class GRU4Rec(Model):
         use_logq = self.loss == "cross-entropy" and self.logq > 0
         total = torch.zeros((), dtype=torch.float64, device=self._log_counts.device)
         bounds = schedule.bounds
+        lines = Progress(
+            schedule.n_events,
+            desc,
+            "events",
+            enabled=progress_every is not None,
+            every=progress_every or 0.0,
+            bar=False,
+            final=False,
+        )
+
+        def running_loss() -> float:  # read (a device sync) only when a line is printed
+            return float(total) * self.batch_size / lines.done
+
         for t in range(schedule.n_steps):
             a, b = bounds[t], bounds[t + 1]
             if t in schedule.keep:
@@ -281,6 +298,7 @@ class GRU4Rec(Model):
             for name, rows, grad in row_grads:
                 opt.step_rows(name, item_weights[name].data, rows, grad)
             total += loss.detach()
+            lines.update(b - a, loss=running_loss)
         return float(total) * self.batch_size / max(schedule.n_events, 1)
 
     # ---- validation and early stopping ----------------------------------------------------------------
@@ -331,7 +349,7 @@ class GRU4Rec(Model):
         write_file(payload, path)
 
     def _restore_checkpoint(self, path: Path, run_id: str) -> dict:
-        payload = read_file(path, device=self.device)
+        payload = read_file(path, device=self.device, what="a GRU4Rec checkpoint (written by GRU4Rec.fit)")
         if payload.get("format") != persistence.CHECKPOINT_FORMAT or payload.get("run_id") != run_id:
             raise ValueError(
                 f"checkpoint {path} belongs to a different training run (other parameters or data); "
