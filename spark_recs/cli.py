@@ -142,15 +142,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(frame, output: str | None, what: str, tracking_uri: str | None, model: str) -> None:
+def _show(frame, args: argparse.Namespace, what: str) -> None:
+    """The count written to ``--output``, else the first rows (none at all is an error)."""
     from spark_recs.models.references import URI
+    from spark_recs.pipeline import no_rows
 
-    if output:
-        print(f"{frame.count():,} {what} written to {output}")
+    if args.output:
+        print(f"{frame.count():,} {what} written to {args.output}")
     else:
-        print(frame.limit(20).toPandas().to_string(index=False))
-    if URI.match(model):
-        _print_store(tracking_uri)
+        first = frame.limit(20).toPandas()
+        if first.empty:
+            raise no_rows(what, args.input)
+        print(first.to_string(index=False))
+    if URI.match(args.model):
+        _print_store(args.tracking_uri)
 
 
 def _recommend(args: argparse.Namespace) -> int:
@@ -172,7 +177,7 @@ def _recommend(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         tracking_uri=args.tracking_uri,
     )
-    _show(recs, args.output, "recommendations", args.tracking_uri, args.model)
+    _show(recs, args, "recommendations")
     return 0
 
 
@@ -192,7 +197,7 @@ def _predict(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         tracking_uri=args.tracking_uri,
     )
-    _show(preds, args.output, "predictions", args.tracking_uri, args.model)
+    _show(preds, args, "predictions")
     return 0
 
 

@@ -416,7 +416,7 @@ def config_kind(given: dict, schema: str | None = None) -> str:
 def _resolve_sources(given: dict, schema: str, folder: Path) -> None:
     """Make the relative input paths of a config file (``Rule.source``) relative to the file's ``folder``;
     table names, URIs and absolute paths stay as written."""
-    from spark_recs.data.io import is_table_name
+    from spark_recs.data.io import is_table_name, is_uri
 
     if not isinstance(given, dict):
         return
@@ -428,12 +428,7 @@ def _resolve_sources(given: dict, schema: str, folder: Path) -> None:
             rule = rules.get(key, (None, None))[1]
             if not (rule and rule.source and isinstance(value, str) and value):
                 continue
-            if (
-                "://" in value
-                or ":/" in value
-                or Path(value).expanduser().is_absolute()
-                or is_table_name(value)
-            ):
+            if is_uri(value) or Path(value).expanduser().is_absolute() or is_table_name(value):
                 continue
             values[key] = os.path.normpath(folder / value)
 

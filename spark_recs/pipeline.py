@@ -24,7 +24,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_recs.config import ConfigError, defaults
-from spark_recs.data.io import is_table_name, read_table, write_table
+from spark_recs.data.io import is_table_name, is_uri, read_table, write_table
 from spark_recs.data.movielens import load_ratings
 from spark_recs.data.schema import SchemaError, Validated, require_columns, validate
 from spark_recs.data.sessions import load_sessions
@@ -47,7 +47,7 @@ def _note(text: str) -> None:
 def check_source(source: str, what: str) -> None:
     """Raise ``FileNotFoundError`` naming ``source`` and the fix when it is a local path that does not exist
     (needs no Spark: the CLI checks its arguments before starting a session)."""
-    if not is_table_name(source) and "://" not in source and not Path(source).exists():
+    if not is_table_name(source) and not is_uri(source) and not Path(source).exists():
         raise FileNotFoundError(
             f"{what}: {source} does not exist; pass an existing file or folder, or a catalog.schema.table name"
         )
@@ -114,7 +114,10 @@ def check_prepared(location: str | None, part: str, spark: SparkSession | None =
         )
     target = prepared_location(location, part)
     try:
-        require_source(spark, target, "") if spark is not None else check_source(target, "")
+        if spark is None:
+            check_source(target, "")
+        else:
+            require_source(spark, target, "")
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no prepared {part} sessions at {target}: run `spark-recs prepare --output {location}` first, "
@@ -453,14 +456,20 @@ def _checked_input(checked: Validated, source: str, output: str | None, what: st
     return checked.accepted
 
 
-def _require_rows(result: DataFrame, n_input: int, what: str, output: str | None) -> DataFrame:
-    """``result``, unless it has no row for an input that had some: then a ValueError saying so."""
-    if n_input and (result.count() if output else result.limit(1).count()) == 0:
-        where = f" (an empty table was written to {output})" if output else ""
-        raise ValueError(
-            f"no {what} for any of the {n_input:,} input rows{where}: the model knows none of their ids; "
-            "check that the input and the model come from the same data"
-        )
+def no_rows(what: str, source: str, output: str | None = None) -> ValueError:
+    """The error of a step that made no ``what`` for a ``source`` that has rows."""
+    where = f" (an empty table was written to {output})" if output else ""
+    return ValueError(
+        f"no {what} for any row of {source}{where}: the model knows none of its ids and has no fallback for "
+        "them; check that the input and the model come from the same data"
+    )
+
+
+def _written(result: DataFrame, n_input: int, what: str, source: str, output: str | None) -> DataFrame:
+    """``result``; once written to ``output``, an empty one for a non-empty input is an error (a returned,
+    unwritten frame is lazy: whoever computes it checks, as the CLI does for the rows it prints)."""
+    if output and n_input and result.count() == 0:
+        raise no_rows(what, source, output)
     return result
 
 
@@ -485,8 +494,8 @@ def recommend(
     ``every_prefix``); a user model reads the users of ``source`` (column ``user_col``). Ids are read in
     the model's id types; rows that cannot be used (null ids, ids of another type) are counted, printed
     and written to :func:`rejected_location` of ``output``. Written to ``output`` (a table or path) when
-    given; returns the recommendations as a DataFrame. No recommendation at all for a non-empty input is
-    an error.
+    given; returns the recommendations as a DataFrame. Writing no recommendation at all for a non-empty
+    input is an error.
     """
     from spark_recs import batch
     from spark_recs.models.base import Recommender
@@ -508,7 +517,7 @@ def recommend(
             recs = batch.recommend(
                 _shipped(model, loaded), users, n, user_col=user_col, output=output, model_dir=model_dir
             )
-            return _require_rows(recs, checked.n_accepted, "recommendations", output)
+            return _written(recs, checked.n_accepted, "recommendations", source, output)
         keys = (config or defaults("gru4rec"))["data"]
         require_source(spark, source, "sessions")
         vocabulary = getattr(loaded, "item_vocab", None)
@@ -518,7 +527,7 @@ def recommend(
         recs = batch.recommend_sessions(
             _shipped(model, loaded), events, n, every_prefix, **keys, output=output, model_dir=model_dir
         )
-        return _require_rows(recs, checked.n_accepted, "recommendations", output)
+        return _written(recs, checked.n_accepted, "recommendations", source, output)
 
 
 def predict(
@@ -570,7 +579,7 @@ def predict(
             output=output,
             model_dir=model_dir,
         )
-        return _require_rows(preds, checked.n_accepted, "predictions", output)
+        return _written(preds, checked.n_accepted, "predictions", source, output)
 
 
 # ---- comparisons and the demo ---------------------------------------------------------------------

@@ -428,8 +428,8 @@ def test_one_bad_item_id_does_not_make_recommendations_vanish(
     recs = pd.read_parquet(recs_out)
     assert with_known and set(recs["SessionId"]) == with_known and len(recs) == 3 * len(with_known)
     n_sessions = test["SessionId"].nunique()
-    if n_sessions > len(with_known):
-        assert f"{n_sessions - len(with_known)} of {n_sessions} sessions skipped" in caplog.text
+    assert n_sessions > len(with_known)  # the extract has test sessions on items seen only in test
+    assert f"{n_sessions - len(with_known)} of {n_sessions} sessions skipped" in caplog.text
 
 
 # ---- hints in the user's vocabulary; inputs of recommend/predict validated --------------------------
@@ -485,3 +485,29 @@ def test_user_model_inputs_are_validated_with_the_models_id_types(spark, tmp_pat
         main(["predict", "--model", str(model), "--input", str(pairs), "--output", str(tmp_path / "p")]) == 0
     )
     assert len(pd.read_parquet(tmp_path / "p")) == 2  # a repeated pair keeps both rows, the null user is out
+
+
+@pytest.mark.parametrize(
+    "location", ["dbfs:/Volumes/main/recs/clicks.tsv", "s3://bucket/clicks", "main.recs.clicks"]
+)
+def test_remote_locations_and_tables_are_left_to_spark(location):
+    from spark_recs.pipeline import check_source
+
+    check_source(location, "--input")  # nothing local to look at: Spark (or the catalog) decides
+
+
+def test_no_recommendation_for_any_user_is_an_error_not_an_empty_table(spark, tmp_path, capsys):
+    from spark_recs.models.knn import ItemKNN
+
+    model = tmp_path / "knn.pt"
+    ItemKNN().fit(RATINGS).save(model)  # no fallback for users it has not seen
+    users = tmp_path / "strangers.csv"
+    users.write_text("user\n98\n99\n")
+    out = tmp_path / "recs"
+    argv = ["recommend", "--model", str(model), "--input", str(users)]
+    assert main([*argv, "--output", str(out)]) == 2
+    assert f"no recommendations for any row of {users} (an empty table was written to {out})" in _error_line(
+        capsys
+    )
+    assert main(argv) == 2
+    assert f"no recommendations for any row of {users}: the model knows none" in _error_line(capsys)

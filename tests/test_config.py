@@ -102,13 +102,13 @@ def test_input_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeyp
     config = folder / "rl.yaml"
     config.write_text(
         "kind: rl\ndata:\n  ratings: ../data/ml\n  items: main.recs.items\n"
-        "embeddings:\n  path: /abs/emb.npz\n"
+        "embeddings:\n  path: dbfs:/Volumes/emb.npz\n"
     )
     monkeypatch.chdir(tmp_path / "conf")
     loaded = load_config(config, schema=None)
     assert loaded["data"]["ratings"] == str(tmp_path / "data" / "ml")
     assert loaded["data"]["items"] == "main.recs.items"  # a table name stays as written
-    assert loaded["embeddings"]["path"] == "/abs/emb.npz"
+    assert loaded["embeddings"]["path"] == "dbfs:/Volumes/emb.npz"  # a URI stays as written
     overridden = load_config(config, ["data.ratings=here/ml"], schema=None)
     assert overridden["data"]["ratings"] == "here/ml"  # --set values are the caller's, not the file's
 

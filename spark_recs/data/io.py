@@ -41,6 +41,11 @@ _SEPARATORS = ("\t", ";", "|", ",")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters at least: c:\data is a Windows path
 
 
+def is_uri(source: str) -> bool:
+    """True for a location with a scheme (``s3://``, ``dbfs:/``, ``models:/``): nothing to look at locally."""
+    return bool(_URI.match(source))
+
+
 def is_table_name(source: str) -> bool:
     """True for ``table``, ``schema.table`` or ``catalog.schema.table`` (not a path)."""
     return not _looks_like_path(source) and _valid_name(source)
@@ -104,7 +109,7 @@ def read_table(
     if name:
         check_catalog(spark)
         return spark.table(name)
-    if _URI.match(source):  # object storage: nothing to look at from here
+    if is_uri(source):  # object storage: nothing to look at from here
         fmt = format or _uri_format(spark, source)
         sep = sep or _TEXT_SUFFIXES.get(_text_suffix(Path(source)) or "") or ","
         return _load(spark, source, fmt, sep, header, encoding)
@@ -221,7 +226,7 @@ def write_table(df: DataFrame, target: str, *, mode: str = "overwrite", format: 
     """
     spark = df.sparkSession
     name = _table_name(target)
-    local = name is None and not _URI.match(target) and not on_databricks()
+    local = name is None and not is_uri(target) and not on_databricks()
     delta_folder = local and (versioned.current(Path(target)) / "_delta_log").is_dir()
     if format is None and delta_folder and storage_format(spark) != "delta":
         raise ValueError(
@@ -285,7 +290,7 @@ def _schema_folder(spark: SparkSession, name: str) -> Path | None:
     """The local folder of the schema ``name`` is in, or None (object storage, or not visible from here)."""
     schema = ".".join(p.strip("`") for p in _split_name(name)[:-1]) or spark.catalog.currentDatabase()
     location = (spark.catalog.getDatabase(schema).locationUri or "").removeprefix("file:")
-    return Path(location) if location and not _URI.match(location) and Path(location).is_dir() else None
+    return Path(location) if location and not is_uri(location) and Path(location).is_dir() else None
 
 
 def _table_folder(spark: SparkSession, name: str) -> Path | None:
@@ -293,7 +298,7 @@ def _table_folder(spark: SparkSession, name: str) -> Path | None:
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
     location = next((row[1] for row in rows if row[0] == "Location"), "") or ""
     location = location.removeprefix("file:")
-    if not location or _URI.match(location) or not Path(location).is_dir():
+    if not location or is_uri(location) or not Path(location).is_dir():
         return None
     return Path(os.path.abspath(location))
 
