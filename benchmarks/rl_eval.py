@@ -66,7 +66,7 @@ from spark_recs.rl.training import (  # noqa: E402
 from spark_recs.runtime import get_spark  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-METRICS = ("hr@10", "ndcg@10", "mrr", "coverage@10")
+METRICS = ("hr@10", "ndcg_log2p1@10", "mrr", "coverage@10")
 
 # Shared settings of every actor (printed with the table).
 FRAME_SIZE = 10

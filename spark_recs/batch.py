@@ -13,14 +13,9 @@ asc) per batch. Nothing is collected to the driver; ``output=`` writes results s
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from functools import reduce
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,12 +26,13 @@ from pyspark.sql.types import DoubleType, StructField, StructType
 
 from spark_recs.data.io import read_table, write_table
 from spark_recs.data.schema import require_columns
-from spark_recs.models.base import Model, Recommender, import_model_class, model_kind
-from spark_recs.models.references import MODEL_FILE, TrainedModel, load_model
+from spark_recs.models.base import Recommender
 from spark_recs.models.topn import recommend_frame, top_k
 from spark_recs.models.vocabulary import Vocabulary
 from spark_recs.runtime import get_spark
-from spark_recs.transport import ModelRef, ship, task_threads
+from spark_recs.serving.isolated import train_isolated as train_isolated
+from spark_recs.serving.references import load_model
+from spark_recs.serving.transport import ModelRef, ship, task_threads
 
 log = logging.getLogger(__name__)
 
@@ -409,66 +405,3 @@ def _score_sessions(
                 "score": values.reshape(-1).numpy().astype(np.float32),
             }
         )
-
-
-# ---- training in a child process --------------------------------------------------------------------
-
-
-def train_isolated(algo: Model, ratings, *, file: str | Path | None = None, **fit_kwargs) -> TrainedModel:
-    """Fit ``algo`` on ``ratings`` in a child process and save it to ``file`` (default: a temporary file).
-
-    Training memory is released when the child exits; the parent never holds the trained model. The
-    returned :class:`TrainedModel` is accepted by :func:`recommend`, :func:`predict` and
-    :func:`recommend_sessions`. ``ratings``: a pandas or Spark DataFrame, or a Parquet path; it reaches
-    the child as a Parquet file. ``fit_kwargs`` (JSON values) are passed to ``fit``. The child imports
-    ``algo``'s class from its module (with this process's ``sys.path``), so a class of the caller's own
-    must live in an importable module, not in ``__main__`` or inside a function.
-    """
-    if not isinstance(algo, Model):
-        raise TypeError(f"train_isolated needs an unfitted spark_recs Model, got {type(algo).__name__}")
-    kind = model_kind(type(algo))
-    if kind.startswith("__main__:") or "<locals>" in kind:
-        raise ValueError(
-            f"train_isolated cannot train {kind}: the child process imports the model class, so define it "
-            "in an importable module (not in __main__ or inside a function)"
-        )
-    target = Path(file) if file else Path(tempfile.mkdtemp(prefix="spark_recs_trained_")) / MODEL_FILE
-    with tempfile.TemporaryDirectory(prefix="spark_recs_ratings_") as scratch:
-        spec = {
-            "kind": kind,
-            "path": [str(p) for p in sys.path],
-            "params": algo.get_params(),
-            "data": str(_ratings_file(ratings, Path(scratch))),
-            "target": str(target),
-            "fit_kwargs": fit_kwargs,
-        }
-        (Path(scratch) / "spec.json").write_text(json.dumps(spec))
-        # A fresh interpreter, not fork (the parent holds a JVM and thread pools) and not spawn (which
-        # re-imports the caller's main module).
-        done = subprocess.run([sys.executable, "-m", "spark_recs.batch", str(Path(scratch) / "spec.json")])
-    if done.returncode != 0 or not target.exists():
-        raise RuntimeError(
-            f"training {kind} in a child process failed (exit code {done.returncode}); see its output"
-        )
-    return TrainedModel(target, kind)
-
-
-def _ratings_file(ratings, folder: Path) -> Path:
-    if isinstance(ratings, (str, Path)):
-        return Path(ratings)
-    path = folder / "ratings.parquet"
-    (ratings.toPandas() if isinstance(ratings, DataFrame) else ratings).to_parquet(path)
-    return path
-
-
-def _train_child(spec_file: str) -> None:
-    spec = json.loads(Path(spec_file).read_text())
-    sys.path[:0] = [p for p in spec["path"] if p not in sys.path]
-    # The parent wrote this spec for a class it holds: importing the class's module is intended here.
-    model = import_model_class(spec["kind"])(**spec["params"])
-    model.fit(pd.read_parquet(spec["data"]), **spec["fit_kwargs"])
-    model.save(spec["target"])
-
-
-if __name__ == "__main__":
-    _train_child(sys.argv[1])

@@ -58,6 +58,18 @@ def _mlflow_command() -> str:
         return str(beside)
 
 
+def _demo_help(field: str) -> str:
+    """The help of a demo flag: the doc and default :class:`~spark_recs.demo.DemoConfig` declares."""
+    from spark_recs.core.params import declarations
+    from spark_recs.demo import DemoConfig
+
+    declared = declarations(DemoConfig)[field]
+    if declared.default is None:
+        return declared.doc
+    shown = f"{declared.default:g}" if isinstance(declared.default, float) else declared.default
+    return f"{declared.doc} (default {shown})"
+
+
 def _demo(args: argparse.Namespace) -> int:
     from spark_recs.pipeline import check_source, demo, override
 
@@ -121,7 +133,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_model, check_prepared, evaluate, evaluated_model
+    from spark_recs.pipeline import check_prepared, evaluate, evaluated_model
+    from spark_recs.serving.references import check_model
 
     config = _config(args, "gru4rec")
     check_prepared(args.input, "test")
@@ -144,8 +157,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _show(frame, args: argparse.Namespace, what: str) -> None:
     """The count written to ``--output``, else the first rows (none at all is an error)."""
-    from spark_recs.models.references import URI
     from spark_recs.pipeline import no_rows
+    from spark_recs.serving.references import URI
 
     if args.output:
         print(f"{frame.count():,} {what} written to {args.output}")
@@ -159,7 +172,8 @@ def _show(frame, args: argparse.Namespace, what: str) -> None:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_model, check_source, recommend
+    from spark_recs.pipeline import check_source, recommend
+    from spark_recs.serving.references import check_model
 
     config = _config(args, "gru4rec") if args.config or args.set else None
     check_model(args.model)
@@ -182,7 +196,8 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_model, check_source, predict
+    from spark_recs.pipeline import check_source, predict
+    from spark_recs.serving.references import check_model
 
     check_model(args.model)
     check_source(args.input, "--input")
@@ -268,22 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         _demo,
     )
-    demo.add_argument(
-        "--sessions", help="session log (SessionId, ItemId, Time; file, path or table); default synthetic"
-    )
-    demo.add_argument(
-        "--ratings",
-        help="ratings instead (MovieLens folder, or user,item,rating,timestamp file/table); users act as sessions",
-    )
-    demo.add_argument("--test-days", type=float, help="test = sessions ending in the last N days (default 1)")
-    demo.add_argument("--events", type=int, help="synthetic events (default 200000)")
-    demo.add_argument("--items", type=int, help="synthetic items (default 2000)")
-    demo.add_argument("--seed", type=int, help="seed of the synthetic data (default 0)")
+    demo.add_argument("--sessions", help=_demo_help("sessions"))
+    demo.add_argument("--ratings", help=_demo_help("ratings"))
+    demo.add_argument("--test-days", type=float, help=_demo_help("test_days"))
+    demo.add_argument("--events", type=int, help=_demo_help("n_events"))
+    demo.add_argument("--items", type=int, help=_demo_help("n_items"))
+    demo.add_argument("--seed", type=int, help=_demo_help("seed"))
     demo.add_argument("--sep", help=SEP_HELP)
     demo.add_argument("--tracking-uri", help=TRACKING_HELP)
-    demo.add_argument(
-        "--output", help="folder for the recommendations and rejected rows (default .spark_recs/demo)"
-    )
+    demo.add_argument("--output", help=_demo_help("output"))
 
     prepare = _add(
         sub,

@@ -1,110 +1,61 @@
-"""YAML configuration: the defaults in one place, validation with clear errors, ``--set`` overrides.
+"""YAML configuration: defaults, validation with clear errors, ``--set`` overrides.
 
-Two schemas: ``gru4rec`` follows GRU4Rec's ``example.yaml`` (sections ``model``, ``data``,
-``data_split``, ``training``, ``evaluation``, ``paths``); ``multieval`` describes a LensKit-style
-comparison (``data``, ``split``, ``algorithms``, ``evaluation``). Unknown keys are errors naming the
-closest valid key; values out of range name the allowed range.
+One schema per ``kind`` (:func:`schemas`): ``gru4rec`` follows GRU4Rec's ``example.yaml`` (sections
+``model``, ``data``, ``data_split``, ``training``, ``evaluation``, ``paths``), ``multieval`` describes a
+LensKit-style comparison, and ``gym``, ``demo`` and ``rl`` their jobs. The sections of a component (GRU4Rec's
+``model``, the demo, the RL algorithms) are derived from the parameters it declares beside its code
+(:mod:`spark_recs.core.params`). Unknown keys are errors naming the closest valid key; values out of
+range name the allowed range.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
+import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from spark_recs.core.params import FRACTION, NUMBER, POSITIVE_INT, ConfigError, Rule, closest, declarations
 
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What a config value may be: its type, and a numeric range or a set of choices."""
-
-    kind: type | tuple[type, ...]
-    low: float | None = None
-    high: float | None = None
-    high_open: bool = False
-    choices: tuple[str, ...] = ()
-    items: Rule | None = None
-    nullable: bool = False
-    #: An input location: a relative path written in a config file is relative to that file.
-    source: bool = False
-
-    def check(self, key: str, value: Any) -> None:
-        if value is None and self.nullable:
-            return
-        if self.items is not None:
-            if not isinstance(value, list) or not value:
-                raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
-            for i, item in enumerate(value):
-                self.items.check(f"{key}[{i}]", item)
-            return
-        if isinstance(value, bool) and self.kind is not bool or not isinstance(value, self.kind):
-            raise ConfigError(f"{key} must be {_type_name(self.kind)}, got {value!r}")
-        if self.choices and value not in self.choices:
-            raise ConfigError(f"{key} must be one of {list(self.choices)}, got {value!r}")
-        too_low = self.low is not None and value < self.low
-        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        if too_low or too_high:
-            upper = "inf" if self.high is None else f"{self.high:g}"
-            bracket = ")" if self.high_open or self.high is None else "]"
-            raise ConfigError(f"{key} = {value!r} is out of range [{self.low:g}, {upper}{bracket}")
+#: A schema section: each key's default value and rule.
+Section = dict[str, tuple[Any, Rule]]
 
 
-def _type_name(kind) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(
-        {int: "an integer", float: "a number", str: "a string", bool: "true/false"}[k] for k in kinds
-    )
+def _section(declared: Any) -> Section:
+    """A schema section from a component's parameter declaration (:mod:`spark_recs.core.params`)."""
+    return {name: (p.default, p.rule) for name, p in declarations(declared).items()}
 
 
-_NUM = (int, float)
-_FRACTION = Rule(_NUM, 0, 1, high_open=True)
-_POSITIVE_INT = Rule(int, 1)
+def _demo_schema(demo_config: type) -> dict[str, Section]:
+    """The demo's sections: each field of :class:`~spark_recs.demo.DemoConfig` at its ``CONFIG_KEYS`` key."""
+    schema: dict[str, Section] = {"data": {}, "evaluation": {}, "mlflow": {}, "paths": {}}
+    for name, p in declarations(demo_config).items():
+        section, _, key = demo_config.CONFIG_KEYS.get(name, f"data.{name}").partition(".")
+        schema[section][key] = (p.default, p.rule)
+    return schema
 
-#: Every key of a GRU4Rec config with its default value and rule, by section.
-SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
-    "model": {
-        "layers": ([100], Rule(list, items=_POSITIVE_INT)),
-        "loss": ("cross-entropy", Rule(str, choices=("cross-entropy", "bpr-max", "top1", "top1-max", "bpr"))),
-        "batch_size": (64, _POSITIVE_INT),
-        "dropout_p_embed": (0.0, _FRACTION),
-        "dropout_p_hidden": (0.0, _FRACTION),
-        "learning_rate": (0.05, Rule(_NUM, 0, None)),
-        "momentum": (0.0, _FRACTION),
-        "sample_alpha": (0.5, Rule(_NUM, 0, 1)),
-        "n_sample": (2048, Rule(int, 0)),
-        "embedding": (0, Rule(int, 0)),
-        "constrained_embedding": (True, Rule(bool)),
-        "n_epochs": (10, _POSITIVE_INT),
-        "bpreg": (1.0, Rule(_NUM, 0)),
-        "elu_param": (0.5, Rule(_NUM, 0)),
-        "logq": (0.0, Rule(_NUM, 0)),
-        "device": ("cpu", Rule(str)),
-        "seed": (42, Rule(int, 0)),
-    },
+
+#: The sections of a GRU4Rec config besides ``model`` (GRU4Rec's constructor parameters).
+_GRU4REC_SECTIONS: dict[str, Section] = {
     "data": {
         "session_key": ("SessionId", Rule(str)),
         "item_key": ("ItemId", Rule(str)),
         "time_key": ("Time", Rule(str)),
     },
     "data_split": {
-        "valid_fraction": (0.1, _FRACTION),
-        "test_fraction": (0.1, _FRACTION),
+        "valid_fraction": (0.1, FRACTION),
+        "test_fraction": (0.1, FRACTION),
     },
     "training": {
         "sample_cache_max_size": (10_000_000, Rule(int, 0)),
         "compatibility_mode": (True, Rule(bool)),
     },
     "evaluation": {
-        "cutoff": ([20], Rule(list, items=_POSITIVE_INT)),
-        "batch_size": (512, _POSITIVE_INT),
+        "cutoff": ([20], Rule(list, items=POSITIVE_INT)),
+        "batch_size": (512, POSITIVE_INT),
         "mode": ("conservative", Rule(str, choices=("conservative", "standard", "median"))),
     },
     "paths": {
@@ -115,7 +66,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
 
 
 #: Every key of a MultiEval config (``spark-recs multieval``) with its default value and rule, by section.
-MULTIEVAL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+MULTIEVAL_SCHEMA: dict[str, Section] = {
     "data": {
         "ratings": ("../shared/data/ml-latest-small", Rule(str, source=True)),
         "name": ("ml-latest-small", Rule(str)),
@@ -123,7 +74,7 @@ MULTIEVAL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     "split": {
         "partitions": (5, Rule(int, 2)),
         "holdout": (5, Rule(int, 1, nullable=True)),
-        "holdout_fraction": (None, Rule(_NUM, 0, 1, high_open=True, nullable=True)),
+        "holdout_fraction": (None, Rule(NUMBER, 0, 1, high_open=True, nullable=True)),
         "seed": (42, Rule(int, 0)),
     },
     # Each entry: {class: Popular | Bias | BiasedMF | ImplicitMF | ItemKNN | "module:Class", name: ..., params: {...}}
@@ -147,38 +98,38 @@ ALGORITHMS = {
 }
 
 #: Every key of a Gym config (``spark-recs train`` with ``kind: gym``): the MovieLens rating Gym, PPO, baselines.
-GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+GYM_SCHEMA: dict[str, Section] = {
     "data": {
         "path": ("../shared/data/ml-100k", Rule(str, source=True)),
         "split": ("fold", Rule(str, choices=("fold", "temporal"))),
         "fold": (1, Rule(int, 1, 5)),
     },
     "env": {
-        "n_envs": (64, _POSITIVE_INT),
+        "n_envs": (64, POSITIVE_INT),
         "episode_length": (None, Rule(int, 1, nullable=True)),
     },
     "ppo": {
-        "total_timesteps": (1_000_000, _POSITIVE_INT),
-        "learning_rate": (1e-3, Rule(_NUM, 0, None)),
+        "total_timesteps": (1_000_000, POSITIVE_INT),
+        "learning_rate": (1e-3, Rule(NUMBER, 0, None)),
         "n_steps": (128, Rule(int, 2)),
         "batch_size": (1024, Rule(int, 2)),
-        "n_epochs": (10, _POSITIVE_INT),
-        "gamma": (0.0, Rule(_NUM, 0, 1)),
-        "gae_lambda": (0.95, Rule(_NUM, 0, 1)),
-        "clip_range": (0.2, Rule(_NUM, 0, None)),
-        "ent_coef": (0.0, Rule(_NUM, 0)),
-        "vf_coef": (0.5, Rule(_NUM, 0)),
-        "max_grad_norm": (0.5, Rule(_NUM, 0)),
+        "n_epochs": (10, POSITIVE_INT),
+        "gamma": (0.0, Rule(NUMBER, 0, 1)),
+        "gae_lambda": (0.95, Rule(NUMBER, 0, 1)),
+        "clip_range": (0.2, Rule(NUMBER, 0, None)),
+        "ent_coef": (0.0, Rule(NUMBER, 0)),
+        "vf_coef": (0.5, Rule(NUMBER, 0)),
+        "max_grad_norm": (0.5, Rule(NUMBER, 0)),
         "normalize_advantage": (True, Rule(bool)),
-        "hidden": ([64, 64], Rule(list, items=_POSITIVE_INT)),
+        "hidden": ([64, 64], Rule(list, items=POSITIVE_INT)),
         "seed": (42, Rule(int, 0)),
-        "threads": (1, _POSITIVE_INT),
+        "threads": (1, POSITIVE_INT),
     },
     "baselines": {
-        "bias_damping": (0.0, Rule(_NUM, 0)),
-        "mlp_epochs": (10, _POSITIVE_INT),
-        "mlp_learning_rate": (1e-3, Rule(_NUM, 0, None)),
-        "mlp_batch_size": (256, _POSITIVE_INT),
+        "bias_damping": (0.0, Rule(NUMBER, 0)),
+        "mlp_epochs": (10, POSITIVE_INT),
+        "mlp_learning_rate": (1e-3, Rule(NUMBER, 0, None)),
+        "mlp_batch_size": (256, POSITIVE_INT),
     },
     "mlflow": {
         "experiment": ("spark_recs-gym", Rule(str)),
@@ -188,46 +139,9 @@ GYM_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     },
 }
 
-#: Every key of the demo config (``spark-recs demo [--config conf/demo.yaml]``), by section.
-DEMO_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
-    "data": {
-        "sessions": (
-            None,
-            Rule(str, nullable=True, source=True),
-        ),  # session log (file, path, table); null: synthetic
-        "ratings": (
-            None,
-            Rule(str, nullable=True, source=True),
-        ),  # or ratings, each user's history acting as a session
-        "sep": (
-            None,
-            Rule(str, nullable=True),
-        ),  # separator of a CSV/TSV file; null: from the suffix or header
-        "session_key": ("SessionId", Rule(str)),
-        "item_key": ("ItemId", Rule(str)),
-        "time_key": ("Time", Rule(str)),
-        "n_events": (200_000, _POSITIVE_INT),
-        "n_items": (2_000, Rule(int, 2)),
-        "seed": (0, Rule(int, 0)),
-        "test_days": (1.0, Rule(_NUM, 0, None)),
-    },
-    "evaluation": {
-        "n": (20, _POSITIVE_INT),
-        "cutoff": ([20], Rule(list, items=_POSITIVE_INT)),
-    },
-    "mlflow": {
-        "experiment": ("spark_recs-demo", Rule(str)),
-        "tracking_uri": (None, Rule(str, nullable=True)),
-    },
-    "paths": {
-        "output": (None, Rule(str, nullable=True)),
-    },
-}
-
-#: Every key of an RL config (``kind: rl``, :func:`spark_recs.rl.training.train_from_config`), by section.
-#: The ``ddpg``/``td3``/``bcq``/``reinforce`` sections hold recnn's update parameters (its defaults here);
-#: only the section of ``algorithm.name`` is used.
-RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
+#: The sections of an RL config (``kind: rl``, :func:`spark_recs.rl.training.train_from_config`) besides
+#: those of the algorithms.
+_RL_SECTIONS: dict[str, Section] = {
     "data": {
         "ratings": (
             "../shared/data/ml-latest-small",
@@ -244,62 +158,27 @@ RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     },
     "embeddings": {
         "source": ("features", Rule(str, choices=("features", "mf", "file"))),
-        "dim": (32, _POSITIVE_INT),
+        "dim": (32, POSITIVE_INT),
         "path": (None, Rule(str, nullable=True, source=True)),
-        "mf_iterations": (20, _POSITIVE_INT),
+        "mf_iterations": (20, POSITIVE_INT),
     },
     "env": {
-        "frame_size": (10, _POSITIVE_INT),
-        "batch_size": (25, _POSITIVE_INT),
-        "test_size": (0.05, _FRACTION),
-        "min_seq_size": (10, _POSITIVE_INT),
-        "rating_center": (2.5, Rule(_NUM)),
-        "rating_scale": (2.0, Rule(_NUM, 0, None)),
+        "frame_size": (10, POSITIVE_INT),
+        "batch_size": (25, POSITIVE_INT),
+        "test_size": (0.05, FRACTION),
+        "min_seq_size": (10, POSITIVE_INT),
+        "rating_center": (2.5, Rule(NUMBER)),
+        "rating_scale": (2.0, Rule(NUMBER, 0, None)),
         "missing_items": ("error", Rule(str, choices=("error", "drop"))),
         "seed": (42, Rule(int, 0)),
     },
     "algorithm": {
         "name": ("ddpg", Rule(str, choices=("ddpg", "td3", "bcq", "reinforce"))),
-        "hidden_size": (256, _POSITIVE_INT),
-    },
-    "ddpg": {
-        "gamma": (0.99, Rule(_NUM, 0, 1)),
-        "min_value": (-10, Rule(_NUM)),
-        "max_value": (10, Rule(_NUM)),
-        "policy_step": (3, _POSITIVE_INT),
-        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
-        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
-        "value_lr": (1e-5, Rule(_NUM, 0, None)),
-    },
-    "td3": {
-        "gamma": (0.99, Rule(_NUM, 0, 1)),
-        "noise_std": (0.5, Rule(_NUM, 0)),
-        "noise_clip": (3, Rule(_NUM, 0)),
-        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
-        "policy_update": (10, _POSITIVE_INT),
-        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
-        "value_lr": (1e-5, Rule(_NUM, 0, None)),
-    },
-    "bcq": {
-        "gamma": (0.99, Rule(_NUM, 0, 1)),
-        "soft_tau": (1e-3, Rule(_NUM, 0, 1)),
-        "n_generator_samples": (10, _POSITIVE_INT),
-        "perturbator_step": (30, _POSITIVE_INT),
-        "perturbator_lr": (1e-5, Rule(_NUM, 0, None)),
-        "value_lr": (1e-5, Rule(_NUM, 0, None)),
-        "generator_lr": (1e-3, Rule(_NUM, 0, None)),
-        "latent_dim": (16, _POSITIVE_INT),  # the generator's latent size
-        "phi": (0.05, Rule(_NUM, 0)),  # the perturbation bound, in embedding units
-    },
-    "reinforce": {
-        "K": (10, _POSITIVE_INT),
-        "correction": ("topk", Rule(str, choices=("none", "importance", "topk"))),
-        "policy_lr": (1e-5, Rule(_NUM, 0, None)),
-        "beta_lr": (1e-5, Rule(_NUM, 0, None)),
+        "hidden_size": (256, POSITIVE_INT),
     },
     "training": {
-        "epochs": (10, _POSITIVE_INT),
-        "log_every": (100, _POSITIVE_INT),  # per-update losses logged every that many updates
+        "epochs": (10, POSITIVE_INT),
+        "log_every": (100, POSITIVE_INT),  # per-update losses logged every that many updates
         "device": ("cpu", Rule(str)),
     },
     "recommender": {
@@ -307,7 +186,7 @@ RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     },
     "evaluation": {
         "holdout": (False, Rule(bool)),
-        "k": (10, _POSITIVE_INT),
+        "k": (10, POSITIVE_INT),
         "min_rows": (3, Rule(int, 3)),
     },
     "mlflow": {
@@ -318,13 +197,46 @@ RL_SCHEMA: dict[str, dict[str, tuple[Any, Rule]]] = {
     },
 }
 
-SCHEMAS = {
-    "gru4rec": SCHEMA,
-    "multieval": MULTIEVAL_SCHEMA,
-    "gym": GYM_SCHEMA,
-    "demo": DEMO_SCHEMA,
-    "rl": RL_SCHEMA,
-}
+
+@functools.cache
+def schemas() -> dict[str, dict[str, Section]]:
+    """Every schema by ``kind``: each key's default value and rule, by section.
+
+    Built on first use: the sections of components are derived from the parameters they declare
+    (:mod:`spark_recs.core.params`), whose modules load PyTorch and MLflow. ``gru4rec``'s ``model`` holds
+    every GRU4Rec constructor parameter; ``demo`` holds the fields of :class:`~spark_recs.demo.DemoConfig`;
+    ``rl``'s ``ddpg``/``td3``/``bcq``/``reinforce`` sections hold the update parameters of the algorithms
+    (recnn's defaults), of which only the section of ``algorithm.name`` is used.
+    """
+    from spark_recs.demo import DemoConfig
+    from spark_recs.models.gru4rec.params import GRU4RecParams
+    from spark_recs.rl.algos import BCQ, DDPG, TD3, BCQNetworkParams, Reinforce
+
+    algorithms = {
+        "ddpg": _section(DDPG),
+        "td3": _section(TD3),
+        "bcq": _section(BCQ) | _section(BCQNetworkParams),
+        "reinforce": _section(Reinforce),
+    }
+    return {
+        "gru4rec": {"model": _section(GRU4RecParams), **_GRU4REC_SECTIONS},
+        "multieval": MULTIEVAL_SCHEMA,
+        "gym": GYM_SCHEMA,
+        "demo": _demo_schema(DemoConfig),
+        "rl": _RL_SECTIONS | algorithms,
+    }
+
+
+_SCHEMA_NAMES = {"SCHEMA": "gru4rec", "DEMO_SCHEMA": "demo", "RL_SCHEMA": "rl"}
+
+
+def __getattr__(name: str):
+    """``SCHEMAS`` (:func:`schemas`) and the schemas ``SCHEMA``, ``DEMO_SCHEMA`` and ``RL_SCHEMA``."""
+    if name == "SCHEMAS":
+        return schemas()
+    if name in _SCHEMA_NAMES:
+        return schemas()[_SCHEMA_NAMES[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_algorithms(entries: list) -> list[tuple[str, object]]:
@@ -347,7 +259,7 @@ def build_algorithms(entries: list) -> list[tuple[str, object]]:
             raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: class, name, params")
         spec = str(entry["class"])
         if spec not in ALGORITHMS and ":" not in spec:
-            raise ConfigError(f"{where}.class {spec!r} is unknown{_closest(spec, list(ALGORITHMS))}")
+            raise ConfigError(f"{where}.class {spec!r} is unknown{closest(spec, list(ALGORITHMS))}")
         try:
             cls = model_class(ALGORITHMS[spec]) if spec in ALGORITHMS else import_model_class(spec)
         except ValueError as exc:
@@ -364,23 +276,18 @@ def defaults(schema: str = "gru4rec") -> dict:
     """A fresh copy of every default value, by section."""
     return {
         section: {k: copy.deepcopy(v[0]) for k, v in keys.items()}
-        for section, keys in SCHEMAS[schema].items()
+        for section, keys in schemas()[schema].items()
     }
-
-
-def _closest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {valid}"
 
 
 def validate_config(config: dict, schema: str = "gru4rec") -> dict:
     """Check every section, key and value of ``config``; return it unchanged or raise :class:`ConfigError`."""
-    sections = SCHEMAS[schema]
+    sections = schemas()[schema]
     if not isinstance(config, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
     for section, values in config.items():
         if section not in sections:
-            raise ConfigError(f"unknown section {section!r}{_closest(section, list(sections))}")
+            raise ConfigError(f"unknown section {section!r}{closest(section, list(sections))}")
         if section == "algorithms":
             build_algorithms(values)
             continue
@@ -389,7 +296,7 @@ def validate_config(config: dict, schema: str = "gru4rec") -> dict:
         for key, value in values.items():
             if key not in sections[section]:
                 full = [f"{section}.{k}" for k in sections[section]]
-                raise ConfigError(f"unknown key '{section}.{key}'{_closest(f'{section}.{key}', full)}")
+                raise ConfigError(f"unknown key '{section}.{key}'{closest(f'{section}.{key}', full)}")
             sections[section][key][1].check(f"{section}.{key}", value)
     return config
 
@@ -406,8 +313,8 @@ def apply_override(config: dict, assignment: str) -> None:
 def config_kind(given: dict, schema: str | None = None) -> str:
     """The schema of a parsed YAML config: its top-level ``kind`` (default ``gru4rec``), checked against ``schema``."""
     kind = given.get("kind", schema or "gru4rec") if isinstance(given, dict) else schema or "gru4rec"
-    if kind not in SCHEMAS:
-        raise ConfigError(f"kind: {kind!r} is unknown{_closest(str(kind), list(SCHEMAS))}")
+    if kind not in schemas():
+        raise ConfigError(f"kind: {kind!r} is unknown{closest(str(kind), list(schemas()))}")
     if schema is not None and kind != schema:
         raise ConfigError(f"this command needs a kind: {schema} config, the file says kind: {kind}")
     return kind
@@ -421,7 +328,7 @@ def _resolve_sources(given: dict, schema: str, folder: Path) -> None:
     if not isinstance(given, dict):
         return
     for section, values in given.items():
-        rules = SCHEMAS[schema].get(section)
+        rules = schemas()[schema].get(section)
         if not isinstance(values, dict) or not isinstance(rules, dict):
             continue
         for key, value in values.items():

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import mlflow
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_recs.batch import recommend_sessions
+from spark_recs.core.params import (
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    Rule,
+    check_params,
+    declarations,
+    param,
+)
 from spark_recs.data.index import IdIndex
-from spark_recs.data.io import read_table, write_table
-from spark_recs.data.movielens import load_ratings
-from spark_recs.data.schema import Validated, validate
-from spark_recs.data.sessions import load_sessions
+from spark_recs.data.io import write_table
+from spark_recs.data.sources import read_ratings, read_sessions, synthetic_log
 from spark_recs.data.split import preprocess_sessions, time_split
-from spark_recs.data.synthetic import synthetic_sessions
 from spark_recs.evaluation.metrics import next_item_metrics, next_item_targets
 from spark_recs.models.popular import Popular
 from spark_recs.progress import Steps
@@ -28,29 +34,57 @@ from spark_recs.tracking import mlflow_key, tracked_run
 log = logging.getLogger(__name__)
 
 
+_TEXT = Rule(str)
+_OPTIONAL_TEXT = Rule(str, nullable=True)
+_SOURCE = Rule(str, nullable=True, source=True)
+
+
 @dataclass
 class DemoConfig:
-    """What the demo runs on; every field has a working default (synthetic sessions).
+    """What the demo runs on; every field has a working default (synthetic sessions). The declaration of
+    the demo's parameters: the ``kind: demo`` config schema and the CLI help are derived from it.
 
     With ``ratings`` (a MovieLens folder or a ``user, item, rating, timestamp`` file or table) each
     user's ratings in time order play the part of a session.
     """
 
-    sessions: str | None = None
-    ratings: str | None = None
-    session_key: str = "SessionId"
-    item_key: str = "ItemId"
-    time_key: str = "Time"
-    sep: str | None = None
-    n_events: int = 200_000
-    n_items: int = 2_000
-    seed: int = 0
-    test_days: float = 1.0
-    cutoffs: list[int] = field(default_factory=lambda: [20])
-    n: int = 20
-    experiment: str = "spark_recs-demo"
-    tracking_uri: str | None = None
-    output: str | None = None
+    #: Where a field sits in a ``kind: demo`` config file; the others are ``data.<field>``.
+    CONFIG_KEYS: ClassVar[dict[str, str]] = {
+        "cutoffs": "evaluation.cutoff",
+        "n": "evaluation.n",
+        "experiment": "mlflow.experiment",
+        "tracking_uri": "mlflow.tracking_uri",
+        "output": "paths.output",
+    }
+
+    sessions: str | None = param(
+        None, _SOURCE, "session log (SessionId, ItemId, Time; file, path or table; unset: synthetic)"
+    )
+    ratings: str | None = param(
+        None,
+        _SOURCE,
+        "ratings instead (MovieLens folder, or user,item,rating,timestamp file/table); users act as sessions",
+    )
+    session_key: str = param("SessionId", _TEXT, "session column of the session log")
+    item_key: str = param("ItemId", _TEXT, "item column of the session log")
+    time_key: str = param("Time", _TEXT, "time column of the session log")
+    sep: str | None = param(
+        None, _OPTIONAL_TEXT, "separator of a CSV/TSV file (unset: from the suffix or the header line)"
+    )
+    n_events: int = param(200_000, POSITIVE_INT, "synthetic events")
+    n_items: int = param(2_000, Rule(int, 2), "synthetic items")
+    seed: int = param(0, Rule(int, 0), "seed of the synthetic data")
+    test_days: float = param(1.0, NON_NEGATIVE, "test = sessions ending in the last N days")
+    cutoffs: list[int] = param([20], Rule(list, items=POSITIVE_INT), "cutoffs of Recall/MRR, each <= n")
+    n: int = param(20, POSITIVE_INT, "recommendations after every test event")
+    experiment: str = param("spark_recs-demo", _TEXT, "MLflow experiment of the run")
+    tracking_uri: str | None = param(None, _OPTIONAL_TEXT, "MLflow tracking URI (unset: the default store)")
+    output: str | None = param(
+        None, _OPTIONAL_TEXT, "folder for the recommendations and rejected rows (unset: .spark_recs/demo)"
+    )
+
+    def __post_init__(self) -> None:
+        check_params(self, {name: getattr(self, name) for name in declarations(self)})
 
 
 def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
@@ -69,12 +103,11 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
 
     with steps.step(f"Load and validate {source}"):
         if cfg.sessions:
-            checked = load_sessions(spark, cfg.sessions, **keys, sep=cfg.sep)
+            checked = read_sessions(spark, cfg.sessions, "sessions", **keys, sep=cfg.sep)
         elif cfg.ratings:
-            checked = _load_ratings(spark, cfg.ratings, cfg.sep)
+            checked = read_ratings(spark, cfg.ratings, "ratings", sep=cfg.sep)
         else:
-            raw = synthetic_sessions(spark, cfg.n_events, cfg.n_items, seed=cfg.seed)
-            checked = validate(raw, [cfg.session_key, cfg.item_key], cfg.time_key, what="synthetic sessions")
+            checked = synthetic_log(spark, cfg.n_events, cfg.n_items, seed=cfg.seed, **keys)
         print(f"    {checked.summary()}")
     with steps.step(f"Preprocess and split (test = sessions ending in the last {cfg.test_days:g} day(s))"):
         kept = preprocess_sessions(checked.accepted, **keys).cache()
@@ -136,10 +169,3 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
         "output": str(out),
         "format": fmt,
     }
-
-
-def _load_ratings(spark: SparkSession, source: str, sep: str | None) -> Validated:
-    if Path(source).is_dir() and not (Path(source) / "_delta_log").exists():
-        return load_ratings(spark, source)
-    raw = read_table(spark, source, sep=sep)
-    return validate(raw, ["user", "item"], "timestamp", "rating", what=f"ratings {source}")

@@ -20,16 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_recs.config import ConfigError, defaults
-from spark_recs.data.io import is_table_name, is_uri, read_table, write_table
-from spark_recs.data.movielens import load_ratings
+from spark_recs.data.io import is_table_name, read_table, write_table
 from spark_recs.data.schema import SchemaError, Validated, require_columns, validate
-from spark_recs.data.sessions import load_sessions
+from spark_recs.data.sources import check_source, read_ratings, read_sessions, read_source, require_source
 from spark_recs.progress import Steps
-from spark_recs.runtime import cached, configure_mlflow, default_tracking_uri, work_dir
+from spark_recs.runtime import cached, work_dir
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
 PREPARED_PARTS = ("train", "valid", "test", "rejected")
@@ -41,58 +39,12 @@ def _note(text: str) -> None:
     print(f"    {text}", file=sys.stderr, flush=True)
 
 
-# ---- sources --------------------------------------------------------------------------------------
-
-
-def check_source(source: str, what: str) -> None:
-    """Raise ``FileNotFoundError`` naming ``source`` and the fix when it is a local path that does not exist
-    (needs no Spark: the CLI checks its arguments before starting a session)."""
-    if not is_table_name(source) and not is_uri(source) and not Path(source).exists():
-        raise FileNotFoundError(
-            f"{what}: {source} does not exist; pass an existing file or folder, or a catalog.schema.table name"
-        )
-
-
-def require_source(spark: SparkSession, source: str, what: str) -> None:
-    """Raise ``FileNotFoundError`` naming ``source`` and the fix when no table or path of that name exists."""
-    check_source(source, what)
-    if is_table_name(source):
-        try:
-            found, why = spark.catalog.tableExists(source.replace("`", "")), ""
-        except AnalysisException as exc:  # e.g. a catalog.schema.table name on a session without that catalog
-            found, why = False, f" ({str(exc).strip().splitlines()[0]})"
-        if not found:
-            raise FileNotFoundError(
-                f"{what}: table {source} not found{why}; create it, or pass a file or folder path "
-                "(a path needs a '/', e.g. ./clicks.tsv)"
-            )
-
-
-def _is_movielens(source: str) -> bool:
-    folder = Path(source)
-    return any((folder / name).is_file() for name in ("u.data", "ratings.csv", "ratings.dat"))
-
-
-def read_source(spark: SparkSession, source: str, what: str, sep: str | None = None) -> DataFrame:
-    """A table, Delta/Parquet path or CSV/TSV file (``sep``: its separator) as a DataFrame; a MovieLens
-    folder as its validated ``user, item, rating, timestamp`` ratings."""
-    require_source(spark, source, what)
-    if not is_table_name(source) and _is_movielens(source):
-        return load_ratings(spark, source).accepted
-    return read_table(spark, source, sep=sep)
+# ---- sources (read through spark_recs.data.sources) -----------------------------------------------
 
 
 def session_settings(keys: dict) -> dict[str, str]:
     """Which config key names each column of a session log (for the fix of a :class:`SchemaError`)."""
     return {keys[k]: f"data.{k}" for k in ("session_key", "item_key", "time_key")}
-
-
-def _load_session_log(spark, source: str, keys: dict, sep: str | None, id_type="auto") -> Validated:
-    """:func:`load_sessions` whose missing-column error names the config keys that fix it."""
-    try:
-        return load_sessions(spark, source, **keys, sep=sep, id_type=id_type)
-    except SchemaError as exc:
-        raise exc.fixed_by(session_settings(keys)) from None
 
 
 def prepared_location(location: str, part: str) -> str:
@@ -131,35 +83,6 @@ def read_prepared(spark: SparkSession, location: str, part: str) -> DataFrame:
     return read_table(spark, prepared_location(location, part))
 
 
-def check_model(reference: str) -> None:
-    """Raise ``FileNotFoundError`` when ``reference`` is neither an MLflow/remote URI nor a local model file
-    (needs no Spark)."""
-    from spark_recs.models.references import URI, model_file
-
-    if not URI.match(str(reference)):
-        model_file(reference)
-
-
-def load_model_reference(reference: str, tracking_uri: str | None = None):
-    """The model behind a path or an MLflow URI (``models:/name@alias``, ``runs:/id/model``)."""
-    from mlflow.exceptions import MlflowException
-
-    from spark_recs.models.references import URI, load_model
-
-    if URI.match(str(reference)):
-        configure_mlflow(tracking_uri)
-        try:
-            return load_model(reference)
-        except MlflowException as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            store = tracking_uri or default_tracking_uri()
-            raise ValueError(
-                f"cannot load model {reference} from the MLflow store {store}: {first}; check the name, "
-                "version or alias (spark-recs train --register-as NAME --alias ALIAS) and --tracking-uri"
-            ) from None
-    return load_model(reference)
-
-
 # ---- GRU4Rec: prepare, train, evaluate -----------------------------------------------------------
 
 
@@ -191,8 +114,7 @@ def prepare(
     keys, split = config["data"], config["data_split"]
     steps = Steps(3)
     with steps.step(f"Load and validate {source}"):
-        require_source(spark, source, "sessions")
-        checked = _load_session_log(spark, source, keys, sep)
+        checked = read_sessions(spark, source, "sessions", **keys, sep=sep, settings=session_settings(keys))
         _note(checked.summary())
         if checked.n_accepted == 0:
             raise ValueError(
@@ -282,7 +204,7 @@ def _train_rl(spark, config, experiment, register_as, alias, tracking_uri) -> Tr
         from spark_recs.rl.gym_agent import train_from_config
 
         result = train_from_config(config, tracking_uri=tracking_uri)
-        model, version, evaluation = result["policy"], None, result["table"]
+        model, version, evaluation = result["policy"], result["model_version"], result["table"]
         history = pd.DataFrame(result["curve"], columns=["step", "train_reward", "train_accuracy"])
     else:
         from spark_recs.rl.training import train_from_config
@@ -301,7 +223,8 @@ def _train_gru4rec(spark, config, prepared, experiment, register_as, alias, trac
     import mlflow
 
     from spark_recs.models.gru4rec import build_model
-    from spark_recs.tracking import loading_uri, log_model, log_params_flat, tracked_run
+    from spark_recs.serving.registry import log_and_register
+    from spark_recs.tracking import log_params_flat, tracked_run
 
     keys, model_cfg = config["data"], config["model"]
     steps = Steps(3)
@@ -324,12 +247,11 @@ def _train_gru4rec(spark, config, prepared, experiment, register_as, alias, trac
                 gru.save(model_path)
                 model_path = str(Path(model_path).resolve())
                 mlflow.set_tag("model_path", model_path)
-            aliases = [alias] if alias and register_as else []
-            info = log_model(gru, registered_model_name=register_as or None, aliases=aliases)
-            version, uri = info.registered_model_version, loading_uri(info, register_as, alias)
+            logged = log_and_register(gru, registered_model=register_as or None, alias=alias)
             if register_as:
-                _note(f"registered {register_as} version {version}" + (f" as @{alias}" if alias else ""))
-    return Trained(gru, run.info.run_id, uri, model_path, version, pd.DataFrame(gru.history_))
+                as_alias = f" as @{alias}" if alias else ""
+                _note(f"registered {register_as} version {logged.version}{as_alias}")
+    return Trained(gru, run.info.run_id, logged.uri, model_path, logged.version, pd.DataFrame(gru.history_))
 
 
 def _epoch_logger(valid: pd.DataFrame | None, config: dict, n_epochs: int):
@@ -343,9 +265,8 @@ def _epoch_logger(valid: pd.DataFrame | None, config: dict, n_epochs: int):
         metrics = {"train_loss": record["loss"], "epoch_seconds": record["seconds"]}
         line = f"epoch {epoch}/{n_epochs}: loss {record['loss']:.4f}"
         if valid is not None:
-            training = model.net.training
-            result = evaluate_sessions(model, valid, **config["evaluation"], **config["data"])
-            model.net.train(training)  # evaluation switches dropout off; the next epoch needs it back
+            with model.evaluating():
+                result = evaluate_sessions(model, valid, **config["evaluation"], **config["data"])
             for cutoff in result.recall:
                 metrics[f"valid_recall_at_{cutoff}"] = result.recall[cutoff]
                 metrics[f"valid_mrr_at_{cutoff}"] = result.mrr[cutoff]
@@ -386,12 +307,13 @@ def evaluate(
 
     from spark_recs.evaluation.sessions import evaluate_sessions
     from spark_recs.models.base import Recommender
+    from spark_recs.serving.references import load_reference
     from spark_recs.tracking import log_metrics_clean, tracked_run
 
     reference = evaluated_model(config, model)
     steps = Steps(2)
     with steps.step(f"Load model {reference} and the test sessions"):
-        loaded = load_model_reference(reference, tracking_uri)
+        loaded = load_reference(reference, tracking_uri).model
         if isinstance(loaded, Recommender):
             raise ValueError(
                 f"{reference} is a user model ({type(loaded).__name__}); evaluate scores session models: "
@@ -425,14 +347,6 @@ def evaluate(
 
 
 # ---- batch recommendation and prediction ----------------------------------------------------------
-
-
-def _shipped(reference: str, loaded):
-    """What batch gets: a local file as is (broadcast without re-serialising), an MLflow URI as the model
-    already downloaded (instead of a second download)."""
-    from spark_recs.models.references import URI
-
-    return loaded if URI.match(str(reference)) else reference
 
 
 def rejected_location(output: str) -> str:
@@ -499,10 +413,12 @@ def recommend(
     """
     from spark_recs import batch
     from spark_recs.models.base import Recommender
+    from spark_recs.serving.references import load_reference
 
     steps = Steps(2)
     with steps.step(f"Load model {model}"):
-        loaded = load_model_reference(model, tracking_uri)
+        handle = load_reference(model, tracking_uri)
+        loaded = handle.model
         _note(f"{type(loaded).__name__}")
     what = f"Recommend the top {n} for {source}" + (f" into {output}" if output else "")
     with steps.step(what):
@@ -514,18 +430,23 @@ def recommend(
                 users, [user_col], id_type={user_col: user_type}, duplicates=False, what=f"users {source}"
             )
             users = _checked_input(checked, source, output, "users", f"{user_col} {user_type}")
-            recs = batch.recommend(
-                _shipped(model, loaded), users, n, user_col=user_col, output=output, model_dir=model_dir
-            )
+            recs = batch.recommend(handle, users, n, user_col=user_col, output=output, model_dir=model_dir)
             return _written(recs, checked.n_accepted, "recommendations", source, output)
         keys = (config or defaults("gru4rec"))["data"]
-        require_source(spark, source, "sessions")
         vocabulary = getattr(loaded, "item_vocab", None)
         item_type = vocabulary.spark_type if vocabulary is not None else "long"
-        checked = _load_session_log(spark, source, keys, sep, {keys["item_key"]: item_type})
+        checked = read_sessions(
+            spark,
+            source,
+            "sessions",
+            **keys,
+            sep=sep,
+            id_type={keys["item_key"]: item_type},
+            settings=session_settings(keys),
+        )
         events = _checked_input(checked, source, output, "sessions", f"{keys['item_key']} {item_type}")
         recs = batch.recommend_sessions(
-            _shipped(model, loaded), events, n, every_prefix, **keys, output=output, model_dir=model_dir
+            handle, events, n, every_prefix, **keys, output=output, model_dir=model_dir
         )
         return _written(recs, checked.n_accepted, "recommendations", source, output)
 
@@ -547,10 +468,12 @@ def predict(
     rows go to :func:`rejected_location` of ``output``. Written to ``output`` when given."""
     from spark_recs import batch
     from spark_recs.models.base import Recommender
+    from spark_recs.serving.references import load_reference
 
     steps = Steps(2)
     with steps.step(f"Load model {model}"):
-        loaded = load_model_reference(model, tracking_uri)
+        handle = load_reference(model, tracking_uri)
+        loaded = handle.model
         if not isinstance(loaded, Recommender):
             raise ValueError(
                 f"{model} is a session model ({type(loaded).__name__}) and predicts no ratings: "
@@ -572,7 +495,7 @@ def predict(
             checked, source, output, "pairs", ", ".join(f"{c} {t}" for c, t in types.items())
         )
         preds = batch.predict(
-            _shipped(model, loaded),
+            handle,
             pairs,
             user_col=user_col,
             item_col=item_col,
@@ -591,17 +514,12 @@ def multieval(
     """Run a ``kind: multieval`` config (LensKit-style comparison of user models, tracked in MLflow);
     returns the runs table (one row per RunId, with ``status``)."""
     from spark_recs.config import build_algorithms
-    from spark_recs.data.schema import validate
     from spark_recs.data.split import SampleFrac, SampleN, partition_users
     from spark_recs.evaluation import MultiEval
 
     algorithms = build_algorithms(config["algorithms"])
     source, split, evaluation = config["data"]["ratings"], config["split"], config["evaluation"]
-    require_source(spark, source, "ratings (data.ratings)")
-    if not is_table_name(source) and Path(source).is_dir() and _is_movielens(source):
-        checked = load_ratings(spark, source)
-    else:
-        checked = validate(read_table(spark, source), ["user", "item"], "timestamp", rating_column="rating")
+    checked = read_ratings(spark, source, "ratings (data.ratings)")
     _note(checked.summary())
     holdout = (
         SampleFrac(split["holdout_fraction"])

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 import os
 import re
 import tempfile
 import uuid
-import warnings
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, DataType, Schema
 
-from spark_recs.models.base import Model, Recommender
-from spark_recs.models.references import MODEL_FILE
-from spark_recs.models.serving import input_example, serve
 from spark_recs.runtime import configure_mlflow, on_databricks, work_dir
+from spark_recs.serving.registry import log_model as log_model  # moved; kept here for the README's name
 
 log = logging.getLogger(__name__)
 
@@ -50,70 +44,6 @@ def tracked_run(
     experiment_id = ensure_experiment(experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
         yield run
-
-
-def log_model(
-    model: Model, name: str = "model", registered_model_name: str | None = None, aliases: Sequence[str] = ()
-):
-    """Log a fitted model to the active MLflow run (and register it when ``registered_model_name``, giving
-    the new version each of ``aliases``, e.g. ``("challenger",)``, so ``models:/<name>@challenger`` finds it).
-
-    The artifact is the model's saved file plus :mod:`spark_recs.mlflow_pyfunc` as "models from code"
-    (nothing pickled), with an input example and a signature (inputs, outputs and the ``n`` param) derived
-    from the model. ``spark_recs.batch`` accepts the resulting ``models:/<name>/<version>`` or
-    ``runs:/<run id>/<name>`` URI. On Databricks the registry is Unity Catalog: ``registered_model_name``
-    must be ``catalog.schema.model``. Returns MLflow's ``ModelInfo``.
-    """
-    if aliases and not registered_model_name:
-        raise ValueError("aliases need a registered_model_name")
-    if registered_model_name and on_databricks() and registered_model_name.count(".") != 2:
-        raise ValueError(
-            f"Unity Catalog model names are catalog.schema.model, got {registered_model_name!r}: "
-            f"use e.g. main.recs.{registered_model_name}"
-        )
-    example = input_example(model)
-    with tempfile.TemporaryDirectory(prefix="spark_recs_log_") as scratch:
-        path = model.save(Path(scratch) / MODEL_FILE)
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(Path(__file__).with_name("mlflow_pyfunc.py")),
-            artifacts={"model": str(path)},
-            code_paths=[str(Path(__file__).parent)],
-            pip_requirements=[f"torch=={_version('torch')}", f"pandas=={_version('pandas')}", "numpy"],
-            registered_model_name=registered_model_name,
-            signature=_signature(model, example),
-            input_example=example,
-        )
-    for alias in aliases:
-        mlflow.MlflowClient().set_registered_model_alias(
-            registered_model_name, alias, info.registered_model_version
-        )
-    return info
-
-
-def loading_uri(info, registered_model_name: str | None, alias: str | None) -> str:
-    """The URI to load a model logged by :func:`log_model` with: ``models:/<name>@<alias>``, else
-    ``models:/<name>/<version>`` when registered, else the logged model's own URI."""
-    if not registered_model_name:
-        return info.model_uri
-    if alias:
-        return f"models:/{registered_model_name}@{alias}"
-    return f"models:/{registered_model_name}/{info.registered_model_version}"
-
-
-def _signature(model: Model, example) -> ModelSignature:
-    """Inputs and outputs inferred from the example; a user model's ``item`` input is optional (pairs)."""
-    with warnings.catch_warnings():  # ids are validated and never missing: MLflow's int-column hint is noise
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        signature = infer_signature(example, serve(model, example), params={"n": 10})
-    if isinstance(model, Recommender) and "item" not in example:
-        item_type = DataType.long if model.item_vocab.is_integer else DataType.string
-        signature.inputs = Schema([*signature.inputs.inputs, ColSpec(item_type, "item", required=False)])
-    return signature
-
-
-def _version(package: str) -> str:
-    return importlib.metadata.version(package)
 
 
 # ---- runs shared across processes (e.g. the parent run of an evaluation fanned out to many jobs) -----

@@ -10,7 +10,6 @@ from conftest import shared_data
 
 from spark_recs import batch
 from spark_recs.data.movielens import load_ratings
-from spark_recs.models.base import Model
 from spark_recs.models.bias import Bias
 from spark_recs.models.cooccurrence import ItemCoOccurrence
 from spark_recs.models.gru4rec import GRU4Rec
@@ -18,7 +17,8 @@ from spark_recs.models.knn import ItemKNN
 from spark_recs.models.mf import BiasedMF, ImplicitMF
 from spark_recs.models.popular import Popular
 from spark_recs.models.topn import top_k
-from spark_recs.tracking import log_model, tracked_run
+from spark_recs.serving.registry import log_model
+from spark_recs.tracking import tracked_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -88,12 +88,10 @@ def test_recommend_excludes_rated_items_and_ties_go_to_the_lower_id(any_spark, c
     assert list(got.columns) == ["user", "rank", "item", "score"]
 
 
-def test_n_none_returns_every_candidate_and_empty_users_give_an_empty_frame(any_spark):
+def test_n_none_returns_every_candidate_and_duplicates_are_recommended_once(any_spark):
     model = Popular().fit(RATINGS)
     got = batch.recommend(model, any_spark.createDataFrame(pd.DataFrame({"user": [2, 2]})), None)
-    assert _lists(got.toPandas()) == {2: [20, 40, 50]}  # duplicates recommended once
-    empty = batch.recommend(model, [], 5, spark=any_spark)
-    assert empty.count() == 0 and empty.columns == ["user", "rank", "item", "score"]
+    assert _lists(got.toPandas()) == {2: [20, 40, 50]}
 
 
 @pytest.mark.parametrize("form", ["dataframe", "dict", "function"])
@@ -192,39 +190,7 @@ def test_spark_predict_equals_in_process_on_movielens(any_spark, fitted, moviele
         np.testing.assert_allclose(group["prediction"], expected, rtol=0, atol=1e-5, equal_nan=True)
 
 
-# ---- references: saved files, train_isolated, MLflow -----------------------------------------------
-
-
-def test_saved_file_and_train_isolated_references(any_spark, tmp_path):
-    trained = batch.train_isolated(Popular(), RATINGS, file=tmp_path / "pop.pt")
-    in_process = Popular().fit(RATINGS)
-    assert torch.equal(Model.load(trained.path).counts, in_process.counts)
-    for reference in (trained, str(trained.path)):
-        got = batch.recommend(reference, [1], 2, spark=any_spark).toPandas()
-        assert _lists(got) == {1: [30, 40]}
-        predicted = batch.predict(reference, RATINGS.head(2), spark=any_spark).toPandas()
-        assert predicted.sort_values("item")["prediction"].tolist() == [3.0, 2.0]
-
-
-def test_train_isolated_fits_the_same_weights_as_in_process(spark, movielens, tmp_path):
-    train, test = movielens
-    params = dict(features=8, iterations=3, seed=5)
-    trained = batch.train_isolated(BiasedMF(**params), spark.createDataFrame(train), file=tmp_path / "mf.pt")
-    in_process = BiasedMF(**params).fit(train)
-    loaded = Model.load(trained.path)
-    assert torch.equal(loaded.user_factors, in_process.user_factors)
-    assert torch.equal(loaded.item_factors, in_process.item_factors)
-    got = batch.predict(trained, test.head(300), spark=spark).toPandas()
-    expected = in_process.predict_pairs(
-        in_process.user_vocab.indices(got["user"].to_numpy()),
-        in_process.item_vocab.indices(got["item"].to_numpy()),
-    )
-    np.testing.assert_allclose(got["prediction"], expected, rtol=0, atol=1e-9)
-
-
-def test_train_isolated_reports_a_failing_child(tmp_path):
-    with pytest.raises(RuntimeError, match="child process failed"):
-        batch.train_isolated(Popular(), RATINGS.rename(columns={"item": "movie"}), file=tmp_path / "x.pt")
+# ---- references: MLflow (files and train_isolated: tests/serving/test_isolated.py) --------------------
 
 
 def test_registered_mlflow_model_is_a_reference(any_spark, mlflow_uri):

@@ -77,6 +77,46 @@ def test_a_bad_config_value_is_one_line_naming_the_key(override, message, tmp_pa
     assert line.startswith("spark-recs prepare: error: ") and message in line
 
 
+def test_every_gru4rec_parameter_is_accepted_by_set(tmp_path, capsys):
+    """The config is loaded before the input is checked: an error about the input means it was accepted."""
+    overrides = [
+        "model.clipnorm=null",
+        "model.checkpoint_dir=null",
+        "model.optimization_algorithm=adagrad",
+        "model.stop_early=false",
+        "model.predict_topK=null",
+        "model.embedding=layersize",
+        "model.n_epochs=0",
+    ]
+    missing = tmp_path / "clicks.tsv"
+    argv = [
+        "prepare",
+        "--config",
+        str(CONF / "example.yaml"),
+        "--input",
+        str(missing),
+        "--output",
+        str(tmp_path),
+    ]
+    assert main([*argv, *(arg for o in overrides for arg in ("--set", o))]) == 2
+    assert f"{missing} does not exist" in _error_line(capsys)
+    assert main([*argv, "--set", "model.clipnorm=0"]) == 2
+    assert "model.clipnorm = 0 is out of range (0, inf)" in _error_line(capsys)
+
+
+def test_the_demo_flags_show_the_declared_defaults(capsys):
+    from spark_recs.core.params import declarations
+    from spark_recs.demo import DemoConfig
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    declared = declarations(DemoConfig)
+    for field in ("n_events", "n_items", "seed"):
+        assert f"{declared[field].doc} (default {declared[field].default})" in out
+    assert f"{declared['test_days'].doc} (default 1)" in out and declared["output"].doc in out
+
+
 def test_debug_shows_the_traceback_instead(tmp_path):
     argv = ["--set", "model.lyers=[10]", "--input", "x.tsv", "--output", str(tmp_path)]
     with pytest.raises(ConfigError, match="did you mean 'model.layers'"):

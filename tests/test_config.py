@@ -1,10 +1,13 @@
 """Config loading: defaults, file, overrides, and errors that name the key and the allowed values."""
 
+import inspect
+import json
 from pathlib import Path
 
 import pytest
 
 from spark_recs.config import ConfigError, defaults, load_config
+from spark_recs.core.params import declarations
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -115,3 +118,103 @@ def test_input_paths_in_a_config_file_are_relative_to_the_file(tmp_path, monkeyp
     multieval = load_config(CONF / "multieval-ml-latest-small.yaml", schema="multieval")
     assert Path(multieval["data"]["ratings"]) == CONF.parents[1] / "shared" / "data" / "ml-latest-small"
     assert multieval["evaluation"]["path"] is None  # runs go to the work dir, not beside the config
+
+
+# ---- schemas derived from the components' parameter declarations --------------------------------------
+
+
+def _assignment(section: str, name: str, value) -> str:
+    return f"{section}.{name}={json.dumps(value)}"  # JSON is YAML, as --set parses it
+
+
+def test_every_gru4rec_parameter_is_settable_from_yaml_with_its_default():
+    from spark_recs.models.gru4rec import GRU4Rec
+
+    declared = declarations(GRU4Rec)
+    assert list(declared) == list(inspect.signature(GRU4Rec).parameters) and len(declared) == 28
+    for name, p in declared.items():
+        config = load_config(CONF / "example.yaml", [_assignment("model", name, p.default)])
+        assert config["model"][name] == p.default, name
+    model = GRU4Rec(**load_config(CONF / "example.yaml")["model"])
+    assert model.get_params() == load_config(CONF / "example.yaml")["model"]
+
+
+@pytest.mark.parametrize(
+    "override, value",
+    [
+        ("model.clipnorm=null", None),
+        ("model.checkpoint_dir=null", None),
+        ("model.clipnorm=5", 5),
+        ("model.checkpoint_dir=ckpt", "ckpt"),
+        ("model.embedding=layersize", "layersize"),
+        ("model.n_epochs=0", 0),
+        ("model.optimization_algorithm=sgd", "sgd"),
+        ("model.stopping_criterion=mrr", "mrr"),
+        ("model.predict_topK=5", 5),
+    ],
+)
+def test_parameters_the_yaml_schema_refused_or_lacked_are_accepted(override, value):
+    config = load_config(None, [override])
+    key = override.split("=")[0].split(".")[1]
+    assert config["model"][key] == value
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("momentum", 1.0),
+        ("momentum", 0.99),
+        ("sample_alpha", 1.5),
+        ("sample_alpha", 1.0),
+        ("n_epochs", 0),
+        ("n_epochs", -1),
+        ("learning_rate", 0.0),
+        ("embedding", "layersize"),
+        ("embedding", "big"),
+        ("embedding", 8),
+        ("clipnorm", 0),
+        ("clipnorm", None),
+        ("validation_sample_size", 0),
+        ("min_improvement", -0.1),
+        ("loss", "top1-max"),
+    ],
+)
+def test_the_yaml_schema_and_the_constructor_agree(name, value):
+    from spark_recs.models.gru4rec import GRU4Rec
+
+    def accepted(make) -> bool:
+        try:
+            make()
+        except ValueError:
+            return False
+        return True
+
+    by_yaml = accepted(lambda: load_config(None, [_assignment("model", name, value)]))
+    by_constructor = accepted(lambda: GRU4Rec(**{name: value}))
+    assert by_yaml == by_constructor, (name, value, by_yaml)
+
+
+def test_the_example_config_is_the_readme_schema_and_keeps_its_values():
+    import yaml
+
+    given = yaml.safe_load((CONF / "example.yaml").read_text())
+    assert list(given) == ["model", "data", "data_split", "training", "evaluation", "paths"]
+    loaded = load_config(CONF / "example.yaml")
+    assert all(loaded[section] | values == loaded[section] for section, values in given.items())
+
+
+def test_demo_and_rl_sections_are_the_declared_parameters():
+    from spark_recs.demo import DemoConfig
+    from spark_recs.rl.algos import BCQ, DDPG, TD3, BCQNetworkParams, Reinforce
+
+    demo = defaults("demo")
+    fields = DemoConfig()
+    assert demo["data"]["n_events"] == fields.n_events and demo["evaluation"]["cutoff"] == fields.cutoffs
+    assert demo["mlflow"]["experiment"] == fields.experiment and demo["paths"]["output"] is fields.output
+    assert sum(map(len, demo.values())) == len(declarations(DemoConfig))
+    rl = defaults("rl")
+    for section, algo in [("ddpg", DDPG), ("td3", TD3), ("reinforce", Reinforce)]:
+        assert rl[section] == {name: p.default for name, p in declarations(algo).items()}
+    assert set(rl["bcq"]) == set(declarations(BCQ)) | set(declarations(BCQNetworkParams))
+    with pytest.raises(ConfigError, match=r"^td3.policy_update = 0 is out of range \[1, inf\)$"):
+        load_config(None, ["td3.policy_update=0"], schema="rl")

@@ -61,3 +61,16 @@ def test_demo_gives_the_same_numbers_on_classic_and_connect_run_after_run(
     counts, metrics = on_classic["counts"], on_classic["metrics"]
     assert 0 < metrics["n_targets"] <= counts["test"] - 1
     assert 0 < metrics["mrr@20"] <= metrics["recall@20"] < 1
+
+
+def test_demo_config_checks_its_fields_against_the_declaration():
+    from spark_recs.config import defaults
+
+    config, schema = DemoConfig(), defaults("demo")
+    assert (config.n_events, config.n_items, config.seed, config.test_days) == (200_000, 2_000, 0, 1.0)
+    assert schema["data"]["n_events"] == config.n_events and schema["evaluation"]["n"] == config.n
+    assert DemoConfig().cutoffs is not DemoConfig().cutoffs  # a fresh list per config
+    with pytest.raises(ValueError, match=r"^DemoConfig parameter n_items = 1 is out of range \[2, inf\)$"):
+        DemoConfig(n_items=1)
+    with pytest.raises(ValueError, match="DemoConfig parameter cutoffs must be a non-empty list"):
+        DemoConfig(cutoffs=[])

@@ -1,4 +1,5 @@
-"""MovieLens loaders: 100k (``u.data``/``u.user``/``u.item``), latest-small and the 20M layout.
+"""MovieLens loaders: 100k (``u.data``/``u.user``/``u.item``), latest-small and the 20M layout (with
+``tags.csv``), 1M and 10M (``::``).
 
 Ratings come back validated as ``user, item, rating, timestamp`` (see :func:`~spark_recs.data.schema.validate`):
 the result carries the accepted rows, the rejected rows with reasons, and the counts.
@@ -88,3 +89,13 @@ def load_users(spark: SparkSession, path: str | Path) -> DataFrame:
         "user", "age", "gender", "occupation", "zip"
     )
     return raw.select(F.col("user").cast("long"), F.col("age").cast("int"), "gender", "occupation", "zip")
+
+
+def load_tags(spark: SparkSession, path: str | Path) -> DataFrame | None:
+    """``item, tag`` of a MovieLens folder's ``tags.csv`` (latest-small, 20M); None when it has none."""
+    file = Path(path) / "tags.csv"
+    if not file.is_file():
+        return None
+    return read_table(spark, str(file), sep=",").select(
+        F.col("movieId").try_cast("long").alias("item"), "tag"
+    )

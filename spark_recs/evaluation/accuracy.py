@@ -10,17 +10,11 @@ the truth after index alignment and silently skips NaN predictions in the mean; 
 **Top-N lists** (:class:`RecListAnalysis`, like LensKit's ``lenskit.topn.RecListAnalysis``). A list is
 ``rank, item`` rows sharing the group columns (``user``, and e.g. ``RunId``); rank 1 is the best. The
 order of a list is *always* its ``rank`` column, never the order rows arrive in (ties in scores do not
-matter; equal ranks are taken as given). With ``L_k`` the rows of rank <= k and ``T`` the list's test
-items:
-
-- ``precision@k`` = |L_k ∩ T| / k (k even when the list is shorter); without k: |L ∩ T| / |L|
-- ``recall@k`` = |L_k ∩ T| / min(|T|, k); without k: |L ∩ T| / |T|
-- ``hit@k`` = 1 if L_k ∩ T is not empty, else 0
-- ``recip_rank@k`` = 1 / the rank of the first hit in L_k, 0 if none
-- ``ndcg@k`` = DCG / ideal DCG with DCG = sum over hits of rank r <= k of gain / max(log2 r, 1) (ranks 1
-  and 2 weigh the same); ideal DCG = the same discount over the list's test gains sorted descending, cut
-  at k; gain 1 (binary, the default) or a truth column (``gain="rating"``, missing gains count 0). A list
-  with no hit, or whose ideal DCG is 0, scores 0.
+matter; equal ranks are taken as given). The metrics (:data:`TOPN_METRICS`: ``precision``, ``recall``,
+``hit``, ``recip_rank``, ``ndcg`` with LensKit's discount max(1, log2 rank), ``ndcg_log2p1`` with log2(rank
++ 1)) are defined in :mod:`spark_recs.core.ranking`, one formula each for pandas and Spark; ``@k`` cuts a
+list at rank k (precision divides by k even when the list is shorter). nDCG's gain is 1 (binary, the
+default) or a truth column (``gain="rating"``, missing gains count 0).
 
 Example: recs ``[5, 2, 7]``, test ``{2: 4.0, 9: 5.0}``: precision@10 = 0.1, recall@10 = 0.5,
 recip_rank = 0.5, binary nDCG = 0.5, graded nDCG = 4 / (5 + 4) = 4/9.
@@ -49,10 +43,12 @@ from pyspark.sql import Column, Window
 from pyspark.sql import DataFrame as SparkDataFrame
 from pyspark.sql import functions as F
 
+from spark_recs.core import ranking
+
 log = logging.getLogger(__name__)
 
 MISSING_MODES = ("error", "ignore")
-TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", "ndcg")
+TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", *ranking.DISCOUNTS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,11 +275,6 @@ def _truth_gains(truth, gain: str | None) -> pd.Series:
     return gains.fillna(0.0)
 
 
-def _discount(ranks) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.maximum(np.log2(np.asarray(ranks, dtype=np.float64)), 1.0)
-
-
 def _hits(recs: pd.DataFrame, truth, k: int | None, gain: str | None = None):
     """(ranks, gains) of one list's hits within the top ``k``."""
     gains = _truth_gains(truth, gain)
@@ -298,40 +289,61 @@ def _hits(recs: pd.DataFrame, truth, k: int | None, gain: str | None = None):
 def precision(recs: pd.DataFrame, truth, k: int | None = None) -> float:
     """Precision of one list: hits in the top ``k`` / ``k`` (hits / list length without ``k``)."""
     ranks, _, _ = _hits(recs, truth, k)
-    denominator = k if k is not None else len(recs)
-    return len(ranks) / denominator if denominator else 0.0
+    return float(ranking.precision(len(ranks), len(recs), k))
 
 
 def recall(recs: pd.DataFrame, truth, k: int | None = None) -> float:
     """Recall of one list: hits in the top ``k`` / min(|test items|, ``k``); NaN without test items."""
     ranks, _, gains = _hits(recs, truth, k)
-    n_test = len(gains) if k is None else min(len(gains), k)
-    return len(ranks) / n_test if n_test else float("nan")
+    return float(ranking.recall(len(ranks), len(gains), k))
 
 
 def hit(recs: pd.DataFrame, truth, k: int | None = None) -> float:
     """1.0 if a test item is in the top ``k`` of one list, else 0.0."""
     ranks, _, _ = _hits(recs, truth, k)
-    return 1.0 if len(ranks) else 0.0
+    return float(ranking.hit(len(ranks)))
 
 
 def recip_rank(recs: pd.DataFrame, truth, k: int | None = None) -> float:
     """1 / the rank of the first test item in the top ``k`` of one list, 0.0 if there is none."""
     ranks, _, _ = _hits(recs, truth, k)
-    return 1.0 / ranks.min() if len(ranks) else 0.0
+    return float(ranking.reciprocal_rank(ranks.min() if len(ranks) else np.nan))
+
+
+def _ndcg(recs: pd.DataFrame, truth, k: int | None, gain: str | None, metric: str) -> float:
+    ranks, hit_gains, gains = _hits(recs, truth, k, gain)
+    ideal_gains = np.sort(gains.to_numpy())[::-1][:k]
+    ideal = ranking.discounted(ideal_gains, np.arange(1, len(ideal_gains) + 1), metric).sum()
+    return float(ranking.ndcg(ranking.discounted(hit_gains, ranks, metric).sum(), ideal))
 
 
 def ndcg(recs: pd.DataFrame, truth, k: int | None = None, gain: str | None = None) -> float:
-    """nDCG of one list, binary (``gain=None``) or with a truth column (e.g. ``"rating"``) as the gain."""
-    ranks, hit_gains, gains = _hits(recs, truth, k, gain)
-    ideal_gains = np.sort(gains.to_numpy())[::-1][:k]
-    ideal = float(np.sum(ideal_gains / _discount(np.arange(1, len(ideal_gains) + 1))))
-    if ideal <= 0:
-        return 0.0
-    return float(np.sum(hit_gains / _discount(ranks))) / ideal
+    """nDCG of one list with LensKit's discount, binary (``gain=None``) or with a truth column (e.g.
+    ``"rating"``) as the gain."""
+    return _ndcg(recs, truth, k, gain, "ndcg")
 
 
-_FUNCTIONS = {precision: "precision", recall: "recall", hit: "hit", recip_rank: "recip_rank", ndcg: "ndcg"}
+def ndcg_log2p1(recs: pd.DataFrame, truth, k: int | None = None, gain: str | None = None) -> float:
+    """nDCG of one list with the discount log2(rank + 1); arguments as for :func:`ndcg`."""
+    return _ndcg(recs, truth, k, gain, "ndcg_log2p1")
+
+
+_FUNCTIONS = {f: f.__name__ for f in (precision, recall, hit, recip_rank, ndcg, ndcg_log2p1)}
+
+
+def _column(value) -> Column:
+    return value if isinstance(value, Column) else F.lit(value)
+
+
+#: The metric formulas' operations on Spark columns (Spark evaluates only the chosen branch of ``when``).
+SPARK = ranking.Ops(
+    where=lambda condition, yes, no: F.when(condition, yes).otherwise(no),
+    divide=lambda a, b: a / b,
+    minimum=lambda a, b: F.least(_column(a), _column(b)),
+    maximum=lambda a, b: F.greatest(_column(a), _column(b)),
+    log2=lambda values: F.log2(values.cast("double")),
+    isnull=lambda values: values.isNull(),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,8 +410,8 @@ class RecListAnalysis:
     def add_metric(
         self, metric, k: int | None = None, name: str | None = None, gain: str | None = None
     ) -> RecListAnalysis:
-        """Add a metric: ``"precision"``, ``"recall"``, ``"hit"``, ``"recip_rank"`` or ``"ndcg"`` (or the
-        function of that name in this module), cut at ``k`` (``None``: the whole list).
+        """Add a metric: ``"precision"``, ``"recall"``, ``"hit"``, ``"recip_rank"``, ``"ndcg"`` or
+        ``"ndcg_log2p1"`` (or the function of that name in this module), cut at ``k`` (``None``: the whole list).
 
         ``gain`` (nDCG only) is ``None``/``"binary"`` for binary relevance or the truth column holding the
         gain (``"rating"``). The column is named ``name``, by default the metric name with ``@k`` when
@@ -412,8 +424,10 @@ class RecListAnalysis:
             raise ValueError(f"k must be a positive integer or None, got {k!r}")
         if gain == "binary":
             gain = None
-        if gain is not None and kind != "ndcg":
-            raise ValueError(f"gain applies to ndcg only, not {kind}")
+        if gain is not None and kind not in ranking.DISCOUNTS:
+            raise ValueError(
+                f"gain applies to ndcg only (either discount: {list(ranking.DISCOUNTS)}), not {kind}"
+            )
         name = name or (kind if k is None else f"{kind}@{k}")
         if name in self.metric_names or name in ("nrecs", "ntruth"):
             raise ValueError(f"a column named {name!r} already exists; pass name=... to tell them apart")
@@ -454,13 +468,31 @@ class RecListAnalysis:
         return _Keys(rec=only_recs + truth, truth=truth, context=only_recs + shared if only_recs else [])
 
     def _gains(self) -> list[str | None]:
-        return list(dict.fromkeys(m.gain for m in self.metrics if m.kind == "ndcg"))
+        return list(dict.fromkeys(m.gain for m in self.metrics if m.kind in ranking.DISCOUNTS))
 
     def _cuts(self) -> list[int | None]:
-        return list(dict.fromkeys(m.k for m in self.metrics if m.kind != "ndcg"))
+        return list(dict.fromkeys(m.k for m in self.metrics if m.kind not in ranking.DISCOUNTS))
 
-    def _ndcg_cuts(self) -> list[tuple[int | None, str | None]]:
-        return list(dict.fromkeys((m.k, m.gain) for m in self.metrics if m.kind == "ndcg"))
+    def _ndcg_cuts(self) -> list[tuple[str, int | None, str | None]]:
+        """The distinct (nDCG metric, k, gain) of the metrics."""
+        return list(dict.fromkeys((m.kind, m.k, m.gain) for m in self.metrics if m.kind in ranking.DISCOUNTS))
+
+    @staticmethod
+    def _metric(m: TopNMetric, stat, nrecs, ntruth, ops: ranking.Ops):
+        """Metric ``m`` of every list (arrays or Spark columns, by ``ops``) from the lists' statistics:
+        ``stat(name, fill)`` reads one, ``fill`` standing in for a list without recommendations (``None``:
+        left missing)."""
+        if m.kind in ranking.DISCOUNTS:
+            dcg = stat(_stat(f"dcg_{m.kind}", m.k, m.gain), 0.0)
+            return ranking.ndcg(dcg, stat(_stat(f"ideal_{m.kind}", m.k, m.gain), None), ops)
+        hits = stat(_stat("hits", m.k), 0.0)
+        if m.kind == "precision":
+            return ranking.precision(hits, nrecs, m.k, ops)
+        if m.kind == "recall":
+            return ranking.recall(hits, ntruth, m.k, ops)
+        if m.kind == "hit":
+            return ranking.hit(hits, ops)
+        return ranking.reciprocal_rank(stat(_stat("first", m.k), None), ops)
 
     # ---- entry points ---------------------------------------------------------------------------
 
@@ -512,11 +544,11 @@ class RecListAnalysis:
                 keys.truth + ["__g", item], ascending=[True] * len(keys.truth) + [False, True], kind="stable"
             )
             position = (order.groupby(keys.truth, sort=False).cumcount() + 1).to_numpy()
-            weighted = order["__g"].to_numpy() / _discount(position)
             ideal = order[keys.truth].copy()
-            for k, gain in self._ndcg_cuts():
+            for metric, k, gain in self._ndcg_cuts():
                 if gain == g:
-                    ideal[_stat("ideal", k, g)] = (
+                    weighted = ranking.discounted(order["__g"].to_numpy(), position, metric)
+                    ideal[_stat(f"ideal_{metric}", k, g)] = (
                         weighted if k is None else np.where(position <= k, weighted, 0.0)
                     )
             truth_stats = truth_stats.join(ideal.groupby(keys.truth, sort=False).sum())
@@ -536,11 +568,12 @@ class RecListAnalysis:
             stats[_stat("first", k)] = np.where(within, ranks, np.nan)
             parts[_stat("hits", k)] = (_stat("hits", k), "sum")
             parts[_stat("first", k)] = (_stat("first", k), "min")
-        for k, g in self._ndcg_cuts():
+        for metric, k, g in self._ndcg_cuts():
             within = found if k is None else found & (ranks <= k)
             gains = np.ones(len(joined)) if g is None else joined[g].to_numpy(dtype=np.float64)
-            stats[_stat("dcg", k, g)] = np.where(within, gains / _discount(ranks), 0.0)
-            parts[_stat("dcg", k, g)] = (_stat("dcg", k, g), "sum")
+            name = _stat(f"dcg_{metric}", k, g)
+            stats[name] = np.where(within, ranking.discounted(gains, ranks, metric), 0.0)
+            parts[name] = (name, "sum")
         rec_stats = stats.groupby(keys.rec, sort=False).agg(**parts).reset_index()
 
         if not include_missing:
@@ -562,31 +595,15 @@ class RecListAnalysis:
         out = lists[keys.rec].copy()
         out["nrecs"] = lists["nrecs"].fillna(0).astype(np.int64)
         out["ntruth"] = lists["ntruth"].astype(np.int64)
-        for m in self.metrics:
-            out[m.name] = self._pandas_metric(m, lists, out["nrecs"].to_numpy(), out["ntruth"].to_numpy())
-        return out
 
-    @staticmethod
-    def _pandas_metric(
-        m: TopNMetric, lists: pd.DataFrame, nrecs: np.ndarray, ntruth: np.ndarray
-    ) -> np.ndarray:
-        if m.kind == "ndcg":
-            dcg = lists[_stat("dcg", m.k, m.gain)].fillna(0.0).to_numpy()
-            ideal = lists[_stat("ideal", m.k, m.gain)].to_numpy()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(ideal > 0, dcg / ideal, 0.0)
-        hits = lists[_stat("hits", m.k)].fillna(0).to_numpy(dtype=np.float64)
-        if m.kind == "precision":
-            if m.k is not None:
-                return hits / m.k
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(nrecs > 0, hits / nrecs, 0.0)
-        if m.kind == "recall":
-            return hits / (ntruth if m.k is None else np.minimum(ntruth, m.k))
-        if m.kind == "hit":
-            return (hits > 0).astype(np.float64)
-        first = lists[_stat("first", m.k)].to_numpy(dtype=np.float64)
-        return np.where(np.isnan(first), 0.0, 1.0 / first)
+        def stat(name: str, fill):
+            values = lists[name] if fill is None else lists[name].fillna(fill)
+            return values.to_numpy(dtype=np.float64)
+
+        nrecs, ntruth = out["nrecs"].to_numpy(), out["ntruth"].to_numpy()
+        for m in self.metrics:
+            out[m.name] = self._metric(m, stat, nrecs, ntruth, ranking.NUMPY)
+        return out
 
     # ---- Spark ----------------------------------------------------------------------------------
 
@@ -599,9 +616,6 @@ class RecListAnalysis:
         gains = [F.coalesce(F.col(g).cast("double"), F.lit(0.0)).alias(g) for g in gain_cols]
         test = truth.select(*keys.truth, item, *gains, F.lit(True).alias("__hit"))
 
-        def discount(r):
-            return F.greatest(F.log2(r.cast("double")), F.lit(1.0))
-
         # Per test list: size and ideal DCGs, ranking the gains with a window (gain desc, item asc).
         positions, ideal_aggs = [], []
         for i, g in enumerate(self._gains()):
@@ -609,11 +623,13 @@ class RecListAnalysis:
             window = Window.partitionBy(*keys.truth).orderBy(*order)
             positions.append(F.row_number().over(window).alias(f"__pos{i}"))
             position = F.col(f"__pos{i}")
-            weighted = (F.lit(1.0) if g is None else F.col(g)) / discount(position)
-            for k, gain in self._ndcg_cuts():
+            for metric, k, gain in self._ndcg_cuts():
                 if gain == g:
+                    weighted = ranking.discounted(
+                        F.lit(1.0) if g is None else F.col(g), position, metric, SPARK
+                    )
                     term = weighted if k is None else F.when(position <= k, weighted).otherwise(0.0)
-                    ideal_aggs.append(_ordered_sum(term).alias(_stat("ideal", k, g)))
+                    ideal_aggs.append(_ordered_sum(term).alias(_stat(f"ideal_{metric}", k, g)))
         ranked = test.select("*", *positions) if positions else test
         truth_stats = ranked.groupBy(*keys.truth).agg(F.count(F.lit(1)).alias("ntruth"), *ideal_aggs)
 
@@ -627,11 +643,11 @@ class RecListAnalysis:
             within = found if k is None else found & (r <= k)
             rec_aggs.append(F.sum(F.when(within, 1).otherwise(0)).alias(_stat("hits", k)))
             rec_aggs.append(F.min(F.when(within, r)).alias(_stat("first", k)))
-        for k, g in self._ndcg_cuts():
+        for metric, k, g in self._ndcg_cuts():
             within = found if k is None else found & (r <= k)
-            value = F.lit(1.0) if g is None else F.col(g)
+            term = ranking.discounted(F.lit(1.0) if g is None else F.col(g), r, metric, SPARK)
             rec_aggs.append(
-                _ordered_sum(F.when(within, value / discount(r)).otherwise(0.0)).alias(_stat("dcg", k, g))
+                _ordered_sum(F.when(within, term).otherwise(0.0)).alias(_stat(f"dcg_{metric}", k, g))
             )
         rec_stats = joined.groupBy(*keys.rec).agg(*rec_aggs)
 
@@ -652,27 +668,13 @@ class RecListAnalysis:
 
         nrecs = F.coalesce(F.col("nrecs"), F.lit(0)).cast("long")
         ntruth = F.col("ntruth").cast("long")
+
+        def stat(name: str, fill):
+            return F.col(name) if fill is None else F.coalesce(F.col(name), F.lit(fill))
+
         return lists.select(
             *keys.rec,
             nrecs.alias("nrecs"),
             ntruth.alias("ntruth"),
-            *[self._spark_metric(m, nrecs, ntruth).alias(m.name) for m in self.metrics],
+            *[self._metric(m, stat, nrecs, ntruth, SPARK).alias(m.name) for m in self.metrics],
         )
-
-    @staticmethod
-    def _spark_metric(m: TopNMetric, nrecs, ntruth):
-        if m.kind == "ndcg":
-            dcg = F.coalesce(F.col(_stat("dcg", m.k, m.gain)), F.lit(0.0))
-            ideal = F.col(_stat("ideal", m.k, m.gain))
-            return F.when(ideal > 0, dcg / ideal).otherwise(F.lit(0.0))
-        hits = F.coalesce(F.col(_stat("hits", m.k)), F.lit(0)).cast("double")
-        if m.kind == "precision":
-            if m.k is not None:
-                return hits / F.lit(float(m.k))
-            return F.when(nrecs > 0, hits / nrecs).otherwise(F.lit(0.0))
-        if m.kind == "recall":
-            return hits / (ntruth if m.k is None else F.least(ntruth, F.lit(m.k))).cast("double")
-        if m.kind == "hit":
-            return F.when(hits > 0, F.lit(1.0)).otherwise(F.lit(0.0))
-        first = F.col(_stat("first", m.k))
-        return F.when(first.isNotNull(), F.lit(1.0) / first).otherwise(F.lit(0.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_recs.evaluation.sessions import RankCounts
+from spark_recs.core.ranking import RankCounts
 
 
 def next_item_targets(

@@ -1,97 +1,25 @@
-"""Next-item evaluation of session models (GRU4Rec's ``batch_eval``): Recall@N and MRR@N with tie modes.
+"""Next-item evaluation of session models (GRU4Rec's ``batch_eval``): Recall@N and MRR@N, in process or
+sharded over Spark workers.
 
-For every event of every test session except its last (events in time order, ties by item id), the
-model (hidden state carried through the session, reset between sessions, no dropout) scores all training
-items and the next event's item is the target. Test events on items unknown to the model are dropped
-first (and counted).
-
-Ranks of one target, with ``higher``/``equal`` the numbers of items scoring strictly higher / equal
-(the target itself included in ``equal``):
-
-- ``standard``: ``higher + 1``
-- ``conservative``: ``higher + equal``
-- ``median``: ``higher + (equal - 1) / 2 + 1``
-
-Recall@N is the share of targets with rank <= N; MRR@N the mean of 1/rank, counting 0 when rank > N,
-averaged over all predictions (not per session). ``RankCounts`` keeps integer counts per (doubled) rank,
-so partial results from shards merge into exactly the single-process numbers.
+The targets, their exact ranks (tie modes ``standard``, ``conservative``, ``median``, ``ordinal``) and the
+exact counts behind the metrics are those of :mod:`spark_recs.core.ranking`. Recall@N is the share of
+targets with rank <= N; MRR@N the mean of 1/rank, counting 0 when rank > N, averaged over all predictions
+(not per session).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 from pyspark.sql import DataFrame as SparkDataFrame
 
-from spark_recs.transport import ship, task_threads
-
-MODES = ("standard", "conservative", "median")
-log = logging.getLogger(__name__)
-
-
-def _count(compare, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per row, how many scores ``compare`` true against the row's target score."""
-    # Counting 0/1 floats is several times faster than summing a bool tensor; exact below 2**24 items.
-    dtype = torch.float32 if scores.shape[1] < 2**24 else torch.float64
-    flags = compare(scores, target, out=torch.empty(scores.shape, dtype=dtype, device=scores.device))
-    return flags.sum(dim=1).double()
-
-
-def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mode: str = "conservative") -> torch.Tensor:
-    """Rank of each row's target item among all columns of ``scores`` (1 = best); float, halves in ``median``.
-
-    ``scores`` is ``(n, n_items)``, ``targets`` the ``n`` target columns.
-    """
-    target = scores.gather(1, targets.reshape(-1, 1).to(scores.device))
-    if mode == "standard":
-        return _count(torch.gt, scores, target) + 1
-    if mode == "conservative":
-        return _count(torch.ge, scores, target)
-    if mode == "median":
-        higher, higher_or_equal = _count(torch.gt, scores, target), _count(torch.ge, scores, target)
-        return higher + (higher_or_equal - higher - 1) / 2 + 1
-    raise ValueError(f"unknown rank mode {mode!r}; expected one of {MODES}")
-
-
-@dataclass
-class RankCounts:
-    """How many targets got each rank up to ``max_cutoff`` (in half steps), and how many targets in all."""
-
-    max_cutoff: int
-    counts: np.ndarray = field(default=None)
-    n: int = 0
-
-    def __post_init__(self):
-        if self.counts is None:
-            self.counts = np.zeros(2 * self.max_cutoff + 1, dtype=np.int64)
-
-    def add(self, ranks, times=None) -> RankCounts:
-        """Count more ranks (a tensor or array of ranks as returned by ``target_ranks``).
-
-        ``times``: how many targets got each of ``ranks`` (default: one each).
-        """
-        doubled = np.rint(2 * np.asarray(torch.as_tensor(ranks).cpu(), dtype=np.float64)).astype(np.int64)
-        times = np.ones(len(doubled), dtype=np.int64) if times is None else np.asarray(times, dtype=np.int64)
-        kept = doubled <= 2 * self.max_cutoff
-        self.counts += np.bincount(doubled[kept], times[kept], len(self.counts)).astype(np.int64)
-        self.n += int(times.sum())
-        return self
-
-    def merge(self, other: RankCounts) -> RankCounts:
-        if other.max_cutoff != self.max_cutoff:
-            raise ValueError("cannot merge rank counts with different max_cutoff")
-        return RankCounts(self.max_cutoff, self.counts + other.counts, self.n + other.n)
-
-    def recall(self, cutoff: int) -> float:
-        return float(self.counts[: 2 * cutoff + 1].sum() / self.n) if self.n else 0.0
-
-    def mrr(self, cutoff: int) -> float:
-        doubled = np.arange(2, 2 * cutoff + 1)
-        return float((self.counts[2 : 2 * cutoff + 1] * (2.0 / doubled)).sum() / self.n) if self.n else 0.0
+from spark_recs.core.ranking import RankCounts as RankCounts
+from spark_recs.core.ranking import check_tie_mode, session_rank_counts
+from spark_recs.core.ranking import target_ranks as target_ranks
+from spark_recs.serving.transport import ship, task_threads
 
 
 @dataclass(frozen=True)
@@ -105,40 +33,11 @@ class SessionEvaluation:
     n_dropped_events: int
 
 
-def prepare_test_sessions(gru, test_data: pd.DataFrame, session_key: str, item_key: str, time_key: str):
-    """Item indices and session offsets of ``test_data`` after dropping unknown items, and how many were dropped."""
-    missing = [c for c in (session_key, item_key, time_key) if c not in test_data.columns]
-    if missing:
-        raise ValueError(f"test data lacks column(s) {missing}; it has {list(test_data.columns)}")
-    items = gru.item_indices(test_data[item_key].to_numpy())
-    known = items >= 0
-    if len(items) and not known.any():
-        log.warning(
-            "no test event is on an item the model knows (test ids %s): check that the item id types match",
-            test_data[item_key].dtype,
-        )
-    # Ties in time go by item id (as in recommend_sessions): a Spark shard's rows come in no set order.
-    data = test_data.loc[known, [session_key, time_key, item_key]].assign(_item=items[known])
-    data = data.sort_values([session_key, time_key, item_key])
-    codes = pd.factorize(data[session_key].to_numpy())[0]
-    offsets = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]]).astype(np.int64)
-    return data["_item"].to_numpy(np.int64), offsets, int((~known).sum())
-
-
-def _rank_counts(gru, test_data: pd.DataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key):
-    """The counts behind the metrics: ``(RankCounts, n_sessions, n_dropped_events)``."""
-    items, offsets, n_dropped = prepare_test_sessions(gru, test_data, session_key, item_key, time_key)
-    counts = RankCounts(max_cutoff)
-    for scores, targets in gru.next_item_scores(items, offsets, batch_size=batch_size):
-        counts.add(target_ranks(scores, targets, mode))
-    n_sessions = int((np.diff(offsets) > 1).sum()) if len(items) else 0
-    return counts, n_sessions, n_dropped
-
-
 def _spark_rank_counts(
     gru, test_data: SparkDataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key, model_dir
 ):
-    """:func:`_rank_counts` with the test sessions sharded over Spark workers and the counts merged.
+    """:func:`~spark_recs.core.ranking.session_rank_counts` with the test sessions sharded over Spark workers
+    and the counts merged.
 
     The model travels as in :mod:`spark_recs.transport` (on Spark Connect through a file in ``model_dir``);
     each shard holds whole sessions, and integer counts merge exactly, so the result equals the
@@ -155,7 +54,7 @@ def _spark_rank_counts(
         if frame.empty:
             return
         torch.set_num_threads(threads)
-        counts, n_sessions, n_dropped = _rank_counts(
+        counts, n_sessions, n_dropped = session_rank_counts(
             load(), frame, max_cutoff, batch_size, mode, item_key, session_key, time_key
         )
         yield pd.DataFrame(
@@ -196,14 +95,13 @@ def evaluate_sessions(
     A Spark DataFrame is evaluated on the workers, sharded by session (see :func:`_spark_rank_counts`);
     on Spark Connect ``model_dir`` is a folder the workers can read (default: the work dir).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown rank mode {mode!r}; expected one of {MODES}")
+    check_tie_mode(mode)
     cutoffs = [int(c) for c in cutoff]
     args = (gru, test_data, max(cutoffs), batch_size, mode, item_key, session_key, time_key)
     if isinstance(test_data, SparkDataFrame):
         counts, n_sessions, n_dropped = _spark_rank_counts(*args, model_dir)
     else:
-        counts, n_sessions, n_dropped = _rank_counts(*args)
+        counts, n_sessions, n_dropped = session_rank_counts(*args)
     return SessionEvaluation(
         recall={c: counts.recall(c) for c in cutoffs},
         mrr={c: counts.mrr(c) for c in cutoffs},

@@ -38,6 +38,8 @@ class ItemCoOccurrence(Model):
         return int(self.indptr.numel() - 1)
 
     def state(self) -> dict[str, torch.Tensor]:
+        if self.indptr is None:
+            raise RuntimeError("this ItemCoOccurrence is not fitted yet: call fit() first")
         return {"indptr": self.indptr, "indices": self.indices, "values": self.values}
 
     @classmethod
@@ -48,9 +50,7 @@ class ItemCoOccurrence(Model):
 
     def score_sessions(self, sessions: list[np.ndarray], every_prefix: bool = False) -> torch.Tensor:
         """Scores after each session's last event (or after every event with ``every_prefix``)."""
-        last = (
-            np.concatenate(sessions) if every_prefix else np.array([s[-1] for s in sessions], dtype=np.int64)
-        )
+        last = np.array([item for s in sessions for item in (s if every_prefix else s[-1:])], dtype=np.int64)
         scores = torch.zeros(len(last), self.n_items)
         for row, item in enumerate(last.tolist()):
             lo, hi = int(self.indptr[item]), int(self.indptr[item + 1])

@@ -100,6 +100,12 @@ class MatrixFactorization(Recommender):
     def n_features(self) -> int:
         return int(self.item_factors.shape[1])
 
+    def item_embeddings(self) -> torch.Tensor:
+        """A float32 copy of the item factors ``(n_items, n_features)``, row ``i`` for ``item_vocab.ids[i]``."""
+        if self.item_factors is None:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        return self.item_factors.to(torch.float32, copy=True)
+
     # ---- state --------------------------------------------------------------------------------------
 
     def _tensors(self) -> dict:

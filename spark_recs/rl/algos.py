@@ -9,7 +9,7 @@ and, for REINFORCE, ``item (B,)`` (the logged item's dense index); it is moved t
 target-policy noise, VAE latents) comes from ``generator``.
 
 A wrapper holds the networks with their target copies, the optimisers, ``params`` (recnn's defaults,
-overridden by keyword arguments), the step counter, a seeded generator and an :class:`MLflowWriter`::
+declared once per algorithm as its ``Params``, overridden by keyword arguments), the step counter, a seeded generator and an :class:`MLflowWriter`::
 
     ddpg = DDPG(Actor(1290, 128, 256), Critic(1290, 128, 256), seed=0).to("cuda")
     for batch in batches:
@@ -24,8 +24,8 @@ RAdam with Lookahead and the same decoupled decay, from the ``torch_optimizer`` 
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import mlflow
@@ -33,11 +33,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spark_recs.core.params import (
+    NON_NEGATIVE,
+    NUMBER,
+    POSITIVE_INT,
+    Rule,
+    check_params,
+    declarations,
+    param,
+)
+
 MAX_GRAD_NORM = 1.0
 WEIGHT_DECAY = 1e-2
 CORRECTIONS = ("none", "importance", "topk")
 _TRANSITION = ("state", "action", "reward", "next_state", "done")
 _COLUMNS = ("reward", "done", "item")
+_UNIT = Rule(NUMBER, 0, 1)
+
+
+def _gamma():
+    return param(0.99, _UNIT, "discount of the next state's value")
+
+
+def _soft_tau():
+    return param(1e-3, _UNIT, "how far the target networks move towards the online ones per move")
 
 
 def soft_update(net: nn.Module, target_net: nn.Module, soft_tau: float) -> None:
@@ -324,21 +343,20 @@ def _target(net: nn.Module) -> nn.Module:
 class Algo:
     """An update function with its state: ``nets``, ``optimizers``, ``params``, the step counter ``_step``
     (advanced by :meth:`step`), a ``generator`` seeded with ``seed`` and a ``writer`` (:class:`MLflowWriter`;
-    anything with ``write(losses, kind, step)``). ``loss_layout`` lists the loss keys per mode, as recnn."""
+    anything with ``write(losses, kind, step)``). ``loss_layout`` lists the loss keys per mode, as recnn.
+    A subclass declares its parameters as ``Params``; ``defaults`` is derived from it."""
 
+    Params: ClassVar[type]
     defaults: ClassVar[dict[str, object]]
     loss_keys: ClassVar[tuple[str, ...]]
     update_function: ClassVar[Callable[..., dict]]
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = {name: p.default for name, p in declarations(cls).items()}
+
     def __init__(self, params: Mapping[str, object], seed: int, device: torch.device):
-        for name in params:
-            if name not in self.defaults:
-                close = difflib.get_close_matches(name, list(self.defaults), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {name!r}{hint}; valid: {sorted(self.defaults)}"
-                )
-        self.params = {**self.defaults, **params}
+        self.params = check_params(self, params)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.device = device
@@ -392,19 +410,24 @@ class Algo:
         return self
 
 
+@dataclass(frozen=True)
+class DDPGParams:
+    """:func:`ddpg_update`'s parameters, recnn's defaults."""
+
+    gamma: float = _gamma()
+    min_value: float = param(-10, Rule(NUMBER), "lower bound of the critic's TD target")
+    max_value: float = param(10, Rule(NUMBER), "upper bound of the critic's TD target")
+    policy_step: int = param(3, POSITIVE_INT, "the actor and the targets move every that many steps")
+    soft_tau: float = _soft_tau()
+    policy_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the actor")
+    value_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the critic")
+
+
 class DDPG(Algo):
     """:func:`ddpg_update` on ``policy_net`` (an :class:`~spark_recs.rl.nets.Actor`) and ``value_net`` (a
     :class:`~spark_recs.rl.nets.Critic`) with recnn's defaults."""
 
-    defaults: ClassVar[dict[str, object]] = {
-        "gamma": 0.99,
-        "min_value": -10,
-        "max_value": 10,
-        "policy_step": 3,
-        "soft_tau": 1e-3,
-        "policy_lr": 1e-5,
-        "value_lr": 1e-5,
-    }
+    Params = DDPGParams
     loss_keys = ("value", "policy")
     update_function = staticmethod(ddpg_update)
 
@@ -422,18 +445,23 @@ class DDPG(Algo):
         }
 
 
+@dataclass(frozen=True)
+class TD3Params:
+    """:func:`td3_update`'s parameters, recnn's defaults."""
+
+    gamma: float = _gamma()
+    noise_std: float = param(0.5, NON_NEGATIVE, "standard deviation of the target policy's noise")
+    noise_clip: float = param(3, NON_NEGATIVE, "the target policy's noise is clipped to +-noise_clip")
+    soft_tau: float = _soft_tau()
+    policy_update: int = param(10, POSITIVE_INT, "the actor and the targets move every that many steps")
+    policy_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the actor")
+    value_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of both critics")
+
+
 class TD3(Algo):
     """:func:`td3_update` on an actor and two critics with recnn's defaults."""
 
-    defaults: ClassVar[dict[str, object]] = {
-        "gamma": 0.99,
-        "noise_std": 0.5,
-        "noise_clip": 3,
-        "soft_tau": 1e-3,
-        "policy_update": 10,
-        "policy_lr": 1e-5,
-        "value_lr": 1e-5,
-    }
+    Params = TD3Params
     loss_keys = ("value1", "value2", "policy")
     update_function = staticmethod(td3_update)
 
@@ -456,19 +484,32 @@ class TD3(Algo):
         }
 
 
+@dataclass(frozen=True)
+class BCQParams:
+    """:func:`bcq_update`'s parameters, recnn's defaults."""
+
+    gamma: float = _gamma()
+    soft_tau: float = _soft_tau()
+    n_generator_samples: int = param(10, POSITIVE_INT, "generated actions scored per next state")
+    perturbator_step: int = param(30, POSITIVE_INT, "the perturbator moves every that many steps")
+    perturbator_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the perturbator")
+    value_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of both critics")
+    generator_lr: float = param(1e-3, NON_NEGATIVE, "learning rate of the generator (a conditional VAE)")
+
+
+@dataclass(frozen=True)
+class BCQNetworkParams:
+    """The sizes of BCQ's generator and perturbator (given to them, not to :class:`BCQ`)."""
+
+    latent_dim: int = param(16, POSITIVE_INT, "the generator's latent size")
+    phi: float = param(0.05, NON_NEGATIVE, "the perturbation bound, in embedding units")
+
+
 class BCQ(Algo):
     """:func:`bcq_update` on a :class:`~spark_recs.rl.nets.bcqGenerator`, a
     :class:`~spark_recs.rl.nets.bcqPerturbator` and two critics with recnn's defaults."""
 
-    defaults: ClassVar[dict[str, object]] = {
-        "gamma": 0.99,
-        "soft_tau": 1e-3,
-        "n_generator_samples": 10,
-        "perturbator_step": 30,
-        "perturbator_lr": 1e-5,
-        "value_lr": 1e-5,
-        "generator_lr": 1e-3,
-    }
+    Params = BCQParams
     loss_keys = ("generator", "value1", "value2", "perturbator")
     update_function = staticmethod(bcq_update)
 
@@ -500,24 +541,29 @@ class BCQ(Algo):
         }
 
 
+@dataclass(frozen=True)
+class ReinforceParams:
+    """:func:`reinforce_update`'s parameters."""
+
+    K: int = param(10, POSITIVE_INT, "list length of the top-K correction")
+    correction: str = param(
+        "topk", Rule(str, choices=CORRECTIONS), "off-policy correction of each logged item"
+    )
+    policy_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the policy")
+    beta_lr: float = param(1e-5, NON_NEGATIVE, "learning rate of the behaviour policy")
+
+
 class Reinforce(Algo):
     """:func:`reinforce_update` on a policy and a behaviour policy (both
     :class:`~spark_recs.rl.nets.DiscreteActor` over the same items). The top-K correction is the default
     (recnn defaulted to plain REINFORCE and switched to top-K in its example), with recnn's ``K = 10``."""
 
-    defaults: ClassVar[dict[str, object]] = {
-        "K": 10,
-        "correction": "topk",
-        "policy_lr": 1e-5,
-        "beta_lr": 1e-5,
-    }
+    Params = ReinforceParams
     loss_keys = ("policy", "beta")
     update_function = staticmethod(reinforce_update)
 
     def __init__(self, policy_net: nn.Module, beta_net: nn.Module, *, seed: int = 0, **params):
         super().__init__(params, seed, _device(policy_net))
-        if self.params["correction"] not in CORRECTIONS:
-            raise ValueError(f"correction is {self.params['correction']!r}; use one of {list(CORRECTIONS)}")
         self.nets = {"policy_net": policy_net, "beta_net": beta_net}
         self.optimizers = {
             "policy_optimizer": self._optimizer(policy_net, "policy_lr"),

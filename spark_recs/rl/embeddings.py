@@ -166,28 +166,18 @@ class ItemEmbeddings:
 
     @classmethod
     def from_model(cls, model) -> ItemEmbeddings:
-        """The item vectors of a fitted model, one per item it knows.
-
-        Matrix factorisation (:class:`~spark_recs.models.mf.MatrixFactorization`, ``BiasedMF``,
-        ``ImplicitMF``): its ``item_factors``. :class:`~spark_recs.models.gru4rec.GRU4Rec`: its input
-        item embedding (``E`` with a separate embedding, else the output item weights ``Wy``, which are
-        also the input embedding with ``constrained_embedding``).
+        """The item vectors of a fitted model, one per item it knows: its ``item_embeddings()`` (row ``i``
+        for ``item_vocab.ids[i]``), e.g. the item factors of matrix factorisation
+        (:class:`~spark_recs.models.mf.MatrixFactorization`, ``BiasedMF``, ``ImplicitMF``) or the input item
+        embedding of :class:`~spark_recs.models.gru4rec.GRU4Rec`.
         """
-        from spark_recs.models.gru4rec import GRU4Rec
-        from spark_recs.models.mf import MatrixFactorization
-
-        if isinstance(model, MatrixFactorization):
-            if model.item_factors is None:
-                raise RuntimeError(f"this {type(model).__name__} is not fitted yet: call fit() first")
-            return cls(model.item_vocab.ids, model.item_factors)
-        if isinstance(model, GRU4Rec):
-            model._check_fitted()
-            weight = model.net.E if model.net.input_mode == "separate" else model.net.Wy
-            return cls(model.item_vocab.ids, weight.detach())
-        raise TypeError(
-            f"cannot take item embeddings from a {type(model).__name__}: use a matrix-factorisation model "
-            "(MatrixFactorization, BiasedMF, ImplicitMF) or GRU4Rec"
-        )
+        if not callable(getattr(model, "item_embeddings", None)):
+            raise TypeError(
+                f"cannot take item embeddings from a {type(model).__name__}: use a matrix-factorisation model "
+                "(MatrixFactorization, BiasedMF, ImplicitMF) or GRU4Rec"
+            )
+        vectors = model.item_embeddings()
+        return cls(model.item_vocab.ids, vectors)
 
     # ---- writing ------------------------------------------------------------------------------------
 

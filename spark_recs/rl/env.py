@@ -27,7 +27,6 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,9 +35,10 @@ import torch
 from pyspark.sql import functions as F
 from torch.utils.data import DataLoader
 
-from spark_recs.data.io import read_table
-from spark_recs.data.schema import RatingColumns, require_columns, validate
+from spark_recs.data.schema import RatingColumns, require_columns
+from spark_recs.data.sources import read_ratings
 from spark_recs.models.vocabulary import Vocabulary
+from spark_recs.runtime import get_spark
 
 from .embeddings import ItemEmbeddings
 
@@ -159,27 +159,14 @@ def _pandas_histories(df: pd.DataFrame, cols: RatingColumns) -> tuple[Histories,
     return histories, nulls
 
 
-def _read_ratings(ratings, spark, cols: RatingColumns):
-    """A DataFrame from a DataFrame, or a path / table name (read with ``spark`` if given, else pandas)."""
+def _rating_frame(ratings, spark, cols: RatingColumns) -> tuple[object, RatingColumns]:
+    """A DataFrame as given, or a source (path, table name, MovieLens folder) read and validated by
+    :func:`~spark_recs.data.sources.read_ratings` with ``spark`` (default :func:`get_spark`), with the
+    column names it then has."""
     if not isinstance(ratings, (str, os.PathLike)):
-        return ratings
-    if spark is not None:
-        df = read_table(spark, str(ratings))
-        needed = [cols.user, cols.item, cols.rating, cols.timestamp]
-        require_columns(df, needed, f"ratings {ratings}")
-        if any(t == "string" for c, t in df.dtypes if c in needed):
-            # Text files are read as strings: type them (times sorted as strings would be wrong).
-            df = validate(df, cols.ids, cols.timestamp, cols.rating, what=f"ratings {ratings}").accepted
-        return df
-    path = Path(ratings)
-    if path.suffix.lower() in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    if path.suffix.lower() == ".parquet" or path.is_dir():
-        return pd.read_parquet(path)
-    raise ValueError(
-        f"cannot read ratings from {ratings}: give a .csv/.tsv/.parquet path, a DataFrame, "
-        "or pass spark= to read tables and Delta folders"
-    )
+        return ratings, cols
+    validated = read_ratings(spark or get_spark(), str(ratings), "ratings", columns=cols)
+    return validated.accepted, RatingColumns()
 
 
 def _item_embeddings(embeddings) -> ItemEmbeddings:
@@ -222,7 +209,7 @@ class _Env:
             raise ValueError(f"missing_items must be one of {MISSING_ITEMS}, got {missing_items!r}")
         self.embeddings = _item_embeddings(embeddings)
         cols = rating_columns(columns)
-        histories = user_histories(_read_ratings(ratings, spark, cols), cols)
+        histories = user_histories(*_rating_frame(ratings, spark, cols))
         items = self._index_items(histories, missing_items)
         lengths = np.bincount(
             np.repeat(np.arange(len(histories.users)), histories.lengths)[items >= 0],
@@ -366,8 +353,9 @@ class FrameEnv(_Env):
     the user's last window. A user with ``L`` ratings gives ``L - F`` windows.
 
     ``embeddings``: an :class:`ItemEmbeddings`, a path (``.parquet``/``.npz``) or a pandas/Spark frame
-    ``item, embedding``. ``ratings``: a pandas or Spark DataFrame or a path (read with ``spark`` when given,
-    which also accepts table names, else with pandas), columns ``user, item, rating, timestamp`` or as
+    ``item, embedding``. ``ratings``: a pandas or Spark DataFrame, or a source (a path, table name or
+    MovieLens folder, read and validated by :func:`~spark_recs.data.sources.read_ratings` with ``spark``,
+    default :func:`~spark_recs.runtime.get_spark`), columns ``user, item, rating, timestamp`` or as
     mapped by ``columns`` (a :class:`~spark_recs.data.schema.RatingColumns` or a dict such as
     ``{"user": "userId", "item": "movieId"}``). Users with fewer than ``max(min_seq_size, frame_size + 1)``
     ratings (after dropping items without embeddings, with ``missing_items="drop"``) are excluded and

@@ -29,9 +29,9 @@ whole data set, test rows included); each action is scored against the row it wa
 scored it against the next row); genres are looked up by movie id (the original used the row position).
 
 ``gym.make(ENV_ID, data_dir=..., fold=1)`` builds one environment; ``gym.make_vec(ENV_ID, num_envs=n,
-...)`` builds :class:`MovieLensRatingVecEnv`, which steps all ``n`` walks at once in NumPy. Both read the
-files with pandas (no Spark), or take a prebuilt :class:`RatingData` (``data=``), e.g. from Spark-loaded
-frames through :meth:`RatingData.from_frames`.
+...)`` builds :class:`MovieLensRatingVecEnv`, which steps all ``n`` walks at once in NumPy. Both load the
+folder with Spark through the data layer (:meth:`RatingData.load`) and hold compact NumPy arrays, or take a
+prebuilt :class:`RatingData` (``data=``), e.g. from other frames through :meth:`RatingData.from_frames`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ import pandas as pd
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from pyspark.sql import SparkSession
 
-from spark_recs.data.movielens import GENRES_100K
+from spark_recs.data.movielens import GENRES_100K, load_items, load_users, movielens_layout
+from spark_recs.data.sources import is_movielens, read_ratings
+from spark_recs.runtime import get_spark
 
 ENV_ID = "spark_recs/MovieLensRating-v0"
 OCCUPATIONS_100K = [
@@ -109,35 +112,39 @@ class RatingData:
     global_mean: float
 
     @classmethod
-    def load(cls, data_dir: str | Path, *, fold: int | None = None, split: str | None = None) -> RatingData:
-        """Read an ml-100k folder with pandas: ``fold`` 1..5 (default 1) or ``split="temporal"``."""
-        split, fold = check_split(fold, split)
-        path = Path(data_dir)
-        if not (path / "u.data").is_file():
-            raise FileNotFoundError(
-                f"{path} is not an ml-100k folder (no u.data): pass data_dir=<ml-100k folder>"
-            )
-        columns = ["user", "item", "rating", "timestamp"]
+    def load(
+        cls,
+        data_dir: str | Path,
+        *,
+        fold: int | None = None,
+        split: str | None = None,
+        spark: SparkSession | None = None,
+    ) -> RatingData:
+        """Load an ml-100k folder with Spark (default :func:`~spark_recs.runtime.get_spark`) through the data
+        layer's MovieLens loader: ``fold`` 1..5 (default 1) or ``split="temporal"``.
 
-        def ratings(name: str) -> pd.DataFrame:
-            return pd.read_csv(path / name, sep="\t", header=None, names=columns)
+        Fold rows come in (user, item) order, the order of the official ``uN.base``/``uN.test`` files.
+        """
+        split, fold = check_split(fold, split)
+        source = str(data_dir)
+        if not is_movielens(source) or movielens_layout(source) != "100k":
+            raise FileNotFoundError(
+                f"{source} is not an ml-100k folder (no u.data): pass data_dir=<ml-100k folder>"
+            )
+        spark = spark or get_spark()
+
+        def ratings(file: str, order: list[str]) -> pd.DataFrame:
+            rows = read_ratings(spark, source, "data_dir", file=file).accepted
+            return rows.orderBy(*order).toPandas()
 
         if split == "temporal":
-            rows = ratings("u.data").sort_values(["timestamp", "user", "item"], kind="stable")
+            rows = ratings("u.data", ["timestamp", "user", "item"])
             cut = round(len(rows) * (1 - TEMPORAL_TEST_FRACTION))
             train, test = rows.iloc[:cut], rows.iloc[cut:]
         else:
-            train, test = ratings(f"u{fold}.base"), ratings(f"u{fold}.test")
-        users = pd.read_csv(
-            path / "u.user", sep="|", header=None, names=["user", "age", "gender", "occupation", "zip"]
-        )
-        items = pd.read_csv(
-            path / "u.item",
-            sep="|",
-            header=None,
-            encoding="ISO-8859-1",
-            names=["item", "title", "release_date", "video_release_date", "imdb_url", *GENRES_100K],
-        )
+            train, test = (ratings(f"u{fold}.{part}", ["user", "item"]) for part in ("base", "test"))
+        users = load_users(spark, source).orderBy("user")
+        items = load_items(spark, source).orderBy("item")
         return cls.from_frames(train, test, users, items)
 
     @classmethod

@@ -138,6 +138,7 @@ class RatingPolicy(Model):
 
 def score(ratings, chosen, expected) -> dict:
     """Metrics of chosen ratings (and expected ratings) against the true ``ratings`` (see the module doc)."""
+    from spark_recs.evaluation.accuracy import mae, rmse
     from spark_recs.rl.gym import reward
 
     ratings = np.asarray(ratings, dtype=np.float64)
@@ -148,10 +149,10 @@ def score(ratings, chosen, expected) -> dict:
         "rows": len(ratings),
         "accuracy": float(np.mean(chosen == ratings)),
         "mean_reward": float(reward(chosen, ratings).mean()),
-        "rmse": float(np.sqrt(np.mean((chosen - ratings) ** 2))),
-        "mae": float(np.mean(np.abs(chosen - ratings))),
-        "rmse_expected": float(np.sqrt(np.mean((expected - ratings) ** 2))),
-        "mae_expected": float(np.mean(np.abs(expected - ratings))),
+        "rmse": rmse(chosen, ratings),
+        "mae": mae(chosen, ratings),
+        "rmse_expected": rmse(expected, ratings),
+        "mae_expected": mae(expected, ratings),
         **{f"share_{k + 1}": float(share) for k, share in enumerate(shares)},
     }
 
@@ -381,20 +382,15 @@ def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
     ``mlflow.alias``, default ``challenger``).
 
     Returns ``table`` (one row per method), ``metrics`` (``<method>_<metric>``), ``run_id``, ``model_uri``
-    (``models:/<name>@<alias>`` when registered with an alias), ``policy`` (:class:`RatingPolicy`),
-    ``agent`` (the SB3 PPO), ``curve`` and ``train_seconds``.
+    and ``model_version`` (as :func:`~spark_recs.serving.registry.log_and_register` returns them; the policy
+    is the run's ``model`` artifact), ``policy`` (:class:`RatingPolicy`), ``agent`` (the SB3 PPO), ``curve``
+    and ``train_seconds``.
     """
 
     from spark_recs.progress import Steps
     from spark_recs.rl.gym import RatingData
-    from spark_recs.tracking import (
-        loading_uri,
-        log_frame,
-        log_metrics_clean,
-        log_model,
-        log_params_flat,
-        tracked_run,
-    )
+    from spark_recs.serving.registry import log_and_register
+    from spark_recs.tracking import log_frame, log_metrics_clean, log_params_flat, tracked_run
 
     data_config, ppo_config, tracking = config["data"], config["ppo"], config["mlflow"]
     threads = torch.get_num_threads()
@@ -430,16 +426,17 @@ def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
             log_metrics_clean({**metrics, "train_seconds": train_seconds})
             log_frame(table, "evaluation/gym_test.csv")
             with steps.step("log and register the policy"):
-                registered, alias = tracking["registered_model"], tracking["alias"]
-                aliases = (alias,) if registered and alias else ()
-                info = log_model(policy, "policy", registered_model_name=registered, aliases=aliases)
+                logged = log_and_register(
+                    policy, registered_model=tracking["registered_model"], alias=tracking["alias"]
+                )
     finally:
         torch.set_num_threads(threads)
     return {
         "table": table,
         "metrics": metrics,
         "run_id": run.info.run_id,
-        "model_uri": loading_uri(info, registered, alias),
+        "model_uri": logged.uri,
+        "model_version": logged.version,
         "policy": policy,
         "agent": agent,
         "curve": curve,

@@ -4,9 +4,10 @@ Per user (time order, ties by item): the last rating is the test target, the one
 validation target, the rest training data (:func:`spark_recs.data.split.temporal_holdout`). Every model
 ranks the whole catalogue (the items of the training rows) for each test user after seeing the user's
 prefix (training rows + the validation row); the prefix's items are excluded. The rank of the target is
-exact: 1 + the candidates scoring above it + those tied with it at a lower index (the order
-:func:`~spark_recs.models.topn.top_k` lists them in), so HR@k, nDCG@k and MRR need no list cut-off.
-A target the catalogue does not hold is a miss for every model (counted).
+exact, with ties in the order :func:`~spark_recs.models.topn.top_k` lists them in (the ``ordinal`` tie mode
+of :mod:`spark_recs.core.ranking`), so HR@k, nDCG@k and MRR need no list cut-off. The nDCG is
+``ndcg_log2p1@k`` (discount log2(rank + 1), not LensKit's). A target the catalogue does not hold is a miss
+for every model (counted).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from spark_recs.core.ranking import RankCounts, target_ranks
 from spark_recs.models.topn import top_k
 from spark_recs.models.vocabulary import Vocabulary
 
@@ -92,7 +94,8 @@ def in_catalogue(scores: torch.Tensor, model_items: Vocabulary, holdout: NextIte
 
 
 def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10) -> dict[str, float]:
-    """HR@k, nDCG@k, MRR (full ranking) and catalogue coverage@k of ``(test users, catalogue)`` scores.
+    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` (full ranking) and catalogue ``coverage@k`` of ``(test users,
+    catalogue)`` scores.
 
     NaN scores and the users' prefix items are never recommended.
     """
@@ -100,24 +103,18 @@ def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10)
     scores[seen_mask(holdout) | scores.isnan()] = float("-inf")
     n_users, n_items = scores.shape
     targets = torch.from_numpy(holdout.targets)
-    known = targets >= 0
-    target_scores = torch.full((n_users,), float("-inf"))
-    target_scores[known] = scores[known.nonzero().flatten(), targets[known]]
-    above = (scores > target_scores[:, None]).sum(dim=1)
-    lower_index = torch.arange(n_items)[None, :] < targets[:, None]
-    tied_before = ((scores == target_scores[:, None]) & lower_index).sum(dim=1)
-    rank = (1 + above + tied_before).double()
-    hit = known & torch.isfinite(target_scores) & (rank <= k)
-    recip = torch.where(known & torch.isfinite(target_scores), 1.0 / rank, 0.0)
+    ranks = target_ranks(scores, targets.clamp(min=0), "ordinal")
+    ranks[targets < 0] = float("inf")
+    counts = RankCounts(max(n_items, k)).add(ranks)
     best, values = top_k(scores, k)
     listed = best[torch.isfinite(values)]
     return {
-        f"hr@{k}": float(hit.double().mean()),
-        f"ndcg@{k}": float(torch.where(hit, 1.0 / torch.log2(rank + 1), 0.0).mean()),
-        "mrr": float(recip.mean()),
+        f"hr@{k}": counts.recall(k),
+        f"ndcg_log2p1@{k}": counts.ndcg(k, "ndcg_log2p1"),
+        "mrr": counts.mrr(n_items),
         f"coverage@{k}": len(torch.unique(listed)) / n_items,
         "users": n_users,
-        "unknown_targets": int((~known).sum()),
+        "unknown_targets": int((targets < 0).sum()),
     }
 
 

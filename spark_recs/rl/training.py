@@ -18,7 +18,6 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 ALGORITHMS = {"ddpg": DDPG, "td3": TD3, "bcq": BCQ, "reinforce": Reinforce}
 #: Keys of a config's algorithm section that shape the networks rather than the update.
 NET_PARAMS = ("latent_dim", "phi")
-RATING_COLUMNS = ("user", "item", "rating", "timestamp")
 
 
 # ---- networks and algorithms ----------------------------------------------------------------------
@@ -236,42 +234,21 @@ def _supervised_test(env: FrameEnv, actor: Actor) -> dict[str, float]:
 # ---- from a config --------------------------------------------------------------------------------
 
 
-def is_movielens(source: str) -> bool:
-    """Whether ``source`` is a MovieLens folder (100k, latest-small or 20M layout)."""
-    from spark_recs.data.movielens import movielens_layout
-
-    try:
-        movielens_layout(source)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def read_ratings(spark, config: dict):
-    """The config's ratings as a validated Spark DataFrame ``user, item, rating, timestamp`` and the count
-    of rejected rows: a MovieLens folder through its loader, else a file, path or table whose columns are
-    named by ``data.user_key``/``item_key``/``rating_key``/``time_key``."""
-    from pyspark.sql import functions as sf
-
-    from spark_recs.data.io import read_table
-    from spark_recs.data.movielens import load_ratings
-    from spark_recs.data.schema import require_columns, validate
-    from spark_recs.pipeline import require_source
+def _read_ratings(spark, config: dict):
+    """The config's ``data.ratings`` (any source of :mod:`spark_recs.data.sources`) validated, its columns
+    named by ``data.user_key``/``item_key``/``rating_key``/``time_key`` (a MovieLens folder's by its loader)."""
+    from spark_recs.data.schema import RatingColumns
+    from spark_recs.data.sources import read_ratings
 
     data = config["data"]
-    source = data["ratings"]
-    require_source(spark, source, "data.ratings")
-    if is_movielens(source):
-        validated = load_ratings(spark, source)
-    else:
-        raw = read_table(spark, source)
-        keys = [data[k] for k in ("user_key", "item_key", "rating_key", "time_key")]
-        require_columns(
-            raw, keys, f"ratings {source} (columns named by data.user_key/item_key/rating_key/time_key)"
-        )
-        renamed = raw.select(*[sf.col(k).alias(c) for k, c in zip(keys, RATING_COLUMNS)])
-        validated = validate(renamed, ["user", "item"], "timestamp", "rating", what=f"ratings {source}")
-    return validated.accepted, validated.n_rejected
+    keys = ("user_key", "item_key", "rating_key", "time_key")
+    return read_ratings(
+        spark,
+        data["ratings"],
+        "data.ratings",
+        columns=RatingColumns(*(data[k] for k in keys)),
+        settings={data[k]: f"data.{k}" for k in keys},
+    )
 
 
 def unit_rms(embeddings: ItemEmbeddings) -> ItemEmbeddings:
@@ -305,20 +282,16 @@ def build_embeddings(spark, config: dict, train_rows) -> ItemEmbeddings:
 
 def feature_embeddings(spark, folder: str, dim: int, seed: int) -> ItemEmbeddings:
     """PCA embeddings of a MovieLens folder's item genres (and ``tags.csv`` when the folder has one)."""
-    from spark_recs.data.io import read_table
-    from spark_recs.data.movielens import load_items
+    from spark_recs.data.movielens import load_items, load_tags
+    from spark_recs.data.sources import is_movielens
 
     if not is_movielens(folder):
         raise ValueError(
             f"embeddings.source: features needs item genres from a MovieLens folder, and {folder} is not one: "
             "set data.items to a MovieLens folder, or use embeddings.source: mf (or file)"
         )
-    items = load_items(spark, folder).select("item", "genres").toPandas()
-    tags = None
-    if (Path(folder) / "tags.csv").is_file():
-        tags = read_table(spark, str(Path(folder) / "tags.csv"), sep=",").toPandas()
-        tags = pd.DataFrame({"item": pd.to_numeric(tags["movieId"]), "tag": tags["tag"]})
-    return ItemEmbeddings.from_features(items, dim, tags=tags, seed=seed)
+    items = load_items(spark, folder).select("item", "genres")
+    return ItemEmbeddings.from_features(items, dim, tags=load_tags(spark, folder), seed=seed)
 
 
 def build_env(config: dict, embeddings: ItemEmbeddings, train_rows, spark=None) -> FrameEnv:
@@ -382,7 +355,7 @@ def holdout_metrics(
     rating_scale: float = 2.0,
     k: int = 10,
 ) -> dict[str, float]:
-    """HR@k, nDCG@k, MRR and coverage@k of a trained policy (``nets`` as for
+    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and ``coverage@k`` of a trained policy (``nets`` as for
     :meth:`ActorRecommender.from_policy`) on a :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test
     user's state is the last frame of its prefix (training rows, then the validation row)."""
     from .holdout import ranking_metrics, user_model_scores
@@ -424,14 +397,16 @@ def train_from_config(
     """
     from spark_recs.progress import Steps
     from spark_recs.runtime import get_spark
-    from spark_recs.tracking import loading_uri, log_metrics_clean, log_model, log_params_flat, tracked_run
+    from spark_recs.serving.registry import log_and_register
+    from spark_recs.tracking import log_metrics_clean, log_params_flat, tracked_run
 
     spark = spark or get_spark()
     tracking, evaluation = config["mlflow"], config["evaluation"]
     name = config["algorithm"]["name"]
     steps = Steps(5 if evaluation["holdout"] else 4)
     with steps.step(f"load ratings from {config['data']['ratings']}"):
-        ratings, rejected = read_ratings(spark, config)
+        validated = _read_ratings(spark, config)
+        ratings, rejected = validated.accepted, validated.n_rejected
         holdout = None
         train_rows = ratings
         if evaluation["holdout"]:
@@ -478,13 +453,13 @@ def train_from_config(
                 mlflow.log_artifact(
                     str(embeddings.save(Path(scratch) / "item_embeddings.parquet")), "embeddings"
                 )
-            registered, alias = tracking["registered_model"], tracking["alias"]
-            aliases = (alias,) if registered and alias else ()
-            info = log_model(recommender, "model", registered_model_name=registered, aliases=aliases)
+            logged = log_and_register(
+                recommender, registered_model=tracking["registered_model"], alias=tracking["alias"]
+            )
     return {
         "run_id": run.info.run_id,
-        "model_uri": loading_uri(info, registered, alias),
-        "model_version": info.registered_model_version,
+        "model_uri": logged.uri,
+        "model_version": logged.version,
         "losses": history[-1],
         "history": history,
         "holdout": metrics,

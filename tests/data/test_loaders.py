@@ -13,7 +13,14 @@ import pytest
 from conftest import shared_data
 from pyspark.sql import functions as F
 
-from spark_recs.data.movielens import GENRES_100K, load_items, load_ratings, load_users, movielens_layout
+from spark_recs.data.movielens import (
+    GENRES_100K,
+    load_items,
+    load_ratings,
+    load_tags,
+    load_users,
+    movielens_layout,
+)
 from spark_recs.data.schema import SchemaError
 from spark_recs.data.sessions import load_diginetica, load_sessions
 
@@ -291,6 +298,16 @@ def test_movielens_dat_layout(any_spark, tmp_path):
     ]
     with pytest.raises(ValueError, match="only in the ml-100k layout"):
         load_users(any_spark, tmp_path)
+
+
+def test_movielens_tags(any_spark, tmp_path):
+    assert load_tags(any_spark, tmp_path) is None  # a folder without tags.csv (ml-100k, 1M)
+    (tmp_path / "tags.csv").write_text(
+        'userId,movieId,tag,timestamp\n2,60756,funny,1445714994\n2,89774,"Tom Hardy, boxing",1445715205\n'
+    )
+    tags = load_tags(any_spark, tmp_path)
+    assert dict(tags.dtypes) == {"item": "bigint", "tag": "string"}
+    assert sorted(tuple(r) for r in tags.collect()) == [(60756, "funny"), (89774, "Tom Hardy, boxing")]
 
 
 def test_diginetica_rows_without_a_full_date_or_timeframe_are_rejected(any_spark, tmp_path):

@@ -17,7 +17,7 @@ from spark_recs.evaluation.accuracy import (
     user_metric,
 )
 
-LOG2_3 = math.log2(3)
+LOG2_3, LOG2_5 = math.log2(3), math.log2(5)
 
 
 def _run(analysis, recs, truth, engine, **kwargs) -> pd.DataFrame:
@@ -113,6 +113,11 @@ HAND_EXPECTED = pd.DataFrame(
         # graded: DCG = 3/1 + 5/2; ideal = 5/1 + 4/1 + 3/log2 3; @2: 3 / (5 + 4)
         "graded": [5.5 / (9 + 3 / LOG2_3), 1, 0, 0],
         "graded@2": [3 / 9, 1, 0, 0],
+        # discount log2(r + 1): binary DCG = 1/log2 3 + 1/log2 5; ideal = 1 + 1/log2 3 + 1/2
+        "ndcg_log2p1": [(1 / LOG2_3 + 1 / LOG2_5) / (1.5 + 1 / LOG2_3), 1, 0, 1],
+        "ndcg_log2p1@2": [(1 / LOG2_3) / (1 + 1 / LOG2_3), 1, 0, 1],
+        # graded: DCG = 3/log2 3 + 5/log2 5; ideal = 5/1 + 4/log2 3 + 3/2
+        "graded_log2p1": [(3 / LOG2_3 + 5 / LOG2_5) / (6.5 + 4 / LOG2_3), 1, 0, 0],
     }
 )
 
@@ -127,6 +132,8 @@ def _hand_analysis() -> RecListAnalysis:
         analysis.add_metric(kind, k=k)
     analysis.add_metric("ndcg", name="graded", gain="rating")
     analysis.add_metric("ndcg", k=2, name="graded@2", gain="rating")
+    analysis.add_metric("ndcg_log2p1").add_metric("ndcg_log2p1", k=2)
+    analysis.add_metric(accuracy.ndcg_log2p1, name="graded_log2p1", gain="rating")
     return analysis
 
 
@@ -149,13 +156,17 @@ def test_hand_cases_pandas_spark_and_single_list(any_spark):
 
     # The single-list functions give the same numbers for every user with a list.
     functions = {"precision": accuracy.precision, "recall": accuracy.recall, "hit": accuracy.hit}
-    functions |= {"recip_rank": accuracy.recip_rank, "ndcg": accuracy.ndcg}
+    functions |= {
+        "recip_rank": accuracy.recip_rank,
+        "ndcg": accuracy.ndcg,
+        "ndcg_log2p1": accuracy.ndcg_log2p1,
+    }
     for user in [1, 2, 6]:
         recs = HAND_RECS[HAND_RECS["user"] == user]
         truth = HAND_TRUTH[HAND_TRUTH["user"] == user].drop(columns="user")
         expected = HAND_EXPECTED.set_index("user").loc[user]
         for m in analysis.metrics:
-            extra = {"gain": m.gain} if m.kind == "ndcg" else {}
+            extra = {"gain": m.gain} if m.kind.startswith("ndcg") else {}
             assert functions[m.kind](recs, truth, k=m.k, **extra) == pytest.approx(
                 expected[m.name], abs=1e-12
             )
@@ -211,7 +222,7 @@ def test_metrics_on_empty_lists(any_spark):
         assert function(no_recs, WORKED_TRUTH) == 0.0, name
     assert math.isnan(accuracy.recall(WORKED_RECS, WORKED_TRUTH.iloc[:0], 5))
     analysis = RecListAnalysis()
-    for kind in ("precision", "recall", "ndcg", "recip_rank", "hit"):
+    for kind in ("precision", "recall", "ndcg", "ndcg_log2p1", "recip_rank", "hit"):
         analysis.add_metric(kind, k=5)
     empty = pd.DataFrame({"user": [1], "item": [0], "rank": [1]}).iloc[:0]
     for engine in _engines(any_spark):
@@ -380,6 +391,7 @@ def test_pandas_and_spark_agree_on_movielens(ml_small, any_spark):
         for kind in ("precision", "recall", "hit", "recip_rank", "ndcg"):
             analysis.add_metric(kind, k=k)
         analysis.add_metric("ndcg", k=k, gain="rating", name=f"graded_ndcg@{k}")
+    analysis.add_metric("ndcg_log2p1", k=10).add_metric("ndcg_log2p1", gain="rating", name="graded_log2p1")
     for kind in ("precision", "recall", "recip_rank", "ndcg"):
         analysis.add_metric(kind)
     analysis.add_metric("ndcg", gain="rating", name="graded_ndcg")
@@ -391,7 +403,7 @@ def test_pandas_and_spark_agree_on_movielens(ml_small, any_spark):
     assert local["hit@20"].mean() > 0.1  # the popular lists do find something
     pd.testing.assert_frame_equal(local, remote, check_dtype=False, atol=1e-9, rtol=0)
 
-    # A sample of users against the single-list functions (an independent third implementation).
+    # A sample of users against the single-list functions (their own per-list statistics, the core formulas).
     sample = [u for u in local["user"] if u % 37 == 1]
     by_user = local.set_index("user")
     for user in sample:
@@ -399,7 +411,7 @@ def test_pandas_and_spark_agree_on_movielens(ml_small, any_spark):
         user_test = test[test["user"] == user].drop(columns="user")
         for m in analysis.metrics:
             fn = getattr(accuracy, m.kind)
-            value = fn(user_recs, user_test, k=m.k, **({"gain": m.gain} if m.kind == "ndcg" else {}))
+            value = fn(user_recs, user_test, k=m.k, **({"gain": m.gain} if m.kind.startswith("ndcg") else {}))
             assert value == pytest.approx(by_user.loc[user, m.name], abs=1e-9), (user, m.name)
 
     # Predictions: the item's training mean, missing for items never rated in training.

@@ -26,8 +26,8 @@ from spark_recs.models.base import Model, Recommender
 from spark_recs.models.bias import Bias
 from spark_recs.models.mf import BiasedMF
 from spark_recs.models.popular import Popular
-from spark_recs.models.references import load_model
 from spark_recs.runtime import cached
+from spark_recs.serving.references import load_model
 
 EXPERIMENT = "multieval-test"
 N = 30  # list length
@@ -320,7 +320,7 @@ def test_rerun_kills_the_nested_run_a_killed_call_left_running(any_spark, mlflow
     import time
 
     from spark_recs import tracking
-    from spark_recs.evaluation.multieval import PARENT_RUN_FILE
+    from spark_recs.evaluation.multieval.report import PARENT_RUN_FILE
 
     train = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [10, 20, 10, 30, 20, 30]})
     test = pd.DataFrame({"user": [1, 2, 3], "item": [30, 20, 10]})
@@ -360,7 +360,7 @@ def test_rerun_kills_the_nested_run_a_killed_call_left_running(any_spark, mlflow
 
 
 def test_run_lines_name_the_run_its_status_times_and_what_is_left():
-    from spark_recs.evaluation.multieval import _run_line
+    from spark_recs.evaluation.multieval.runner import _run_line
 
     record = {"RunId": 7, "AlgoStr": "ALS", "DataSet": "ML", "Partition": 2, "status": "ok", "error": None}
     times = {"TrainTime": 12.34, "PredTime": None, "RecTime": 4.06}

@@ -1,52 +1,21 @@
-"""Next-item evaluation: rank modes by hand, exact merging of shards, and batch_eval against brute force."""
+"""Next-item evaluation of session models: batch_eval against brute force, in process and sharded over Spark
+(the ranks and counts themselves: tests/core/test_ranking.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import shared_data
 
-from spark_recs.evaluation.sessions import RankCounts, batch_eval, evaluate_sessions, target_ranks
+from spark_recs.core import ranking
+from spark_recs.evaluation import sessions
+from spark_recs.evaluation.sessions import batch_eval, evaluate_sessions
 from spark_recs.models.gru4rec import GRU4Rec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# Row 0: target (col 0) ties with col 2 at the top. Row 1: target (col 3) has two items above, none equal.
-# Row 2: target (col 1) ties with two others below one higher item.
-SCORES = torch.tensor([[3.0, 1.0, 3.0, 2.0], [3.0, 1.0, 3.0, 2.0], [5.0, 1.0, 1.0, 1.0]])
-TARGETS = torch.tensor([0, 3, 1])
-
-
-@pytest.mark.parametrize(
-    "mode, expected",
-    [("standard", [1, 3, 2]), ("conservative", [2, 3, 4]), ("median", [1.5, 3, 3])],
-)
-def test_rank_modes_by_hand(mode, expected):
-    assert target_ranks(SCORES, TARGETS, mode).tolist() == expected
-
-
-def test_unknown_rank_mode_is_refused():
-    with pytest.raises(ValueError, match="rank mode"):
-        target_ranks(SCORES, TARGETS, "optimistic")
-
-
-def test_recall_and_mrr_count_ranks_up_to_and_including_the_cutoff():
-    counts = RankCounts(max_cutoff=5).add([1, 2, 2.5, 5, 6, 40])
-    assert counts.recall(5) == pytest.approx(4 / 6)
-    assert counts.mrr(5) == pytest.approx((1 + 1 / 2 + 1 / 2.5 + 1 / 5) / 6)
-    assert counts.recall(1) == pytest.approx(1 / 6) and counts.mrr(1) == pytest.approx(1 / 6)
-    assert RankCounts(3).recall(3) == 0.0
-
-
-def test_merged_shards_give_exactly_the_whole():
-    ranks = np.random.default_rng(0).integers(1, 60, size=1001) / 2 + 0.5
-    whole = RankCounts(20).add(ranks)
-    shards = [RankCounts(20).add(part) for part in np.array_split(ranks, 7)]
-    merged = shards[0]
-    for shard in shards[1:]:
-        merged = merged.merge(shard)
-    assert merged.recall(20) == whole.recall(20) and merged.mrr(20) == whole.mrr(20) and merged.n == 1001
+def test_the_core_ranks_and_counts_are_importable_from_here():
+    assert sessions.target_ranks is ranking.target_ranks and sessions.RankCounts is ranking.RankCounts
 
 
 def cycle_sessions(n_sessions, seed, n_items=15):
@@ -79,13 +48,14 @@ def brute_force(gru, test, cutoffs, mode):
                 "standard": higher + 1,
                 "conservative": higher + equal,
                 "median": higher + (equal - 1) / 2 + 1,
+                "ordinal": higher + (scores[: items[p + 1]] == target).sum() + 1,
             }
             for c in cutoffs:
                 hits[c].append(1 / rank[mode] if rank[mode] <= c else 0.0)
     return {c: np.mean(np.array(h) > 0) for c, h in hits.items()}, {c: np.mean(h) for c, h in hits.items()}
 
 
-@pytest.mark.parametrize("mode", ["standard", "conservative", "median"])
+@pytest.mark.parametrize("mode", ["standard", "conservative", "median", "ordinal"])
 def test_batch_eval_equals_scoring_every_prefix_alone(gru, mode):
     test = cycle_sessions(40, 1)
     recall, mrr = batch_eval(gru, test, cutoff=[1, 5, 20], batch_size=7, mode=mode)

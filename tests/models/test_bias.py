@@ -1,4 +1,5 @@
-"""Bias (LensKit's user-item bias predictor): hand-computed cases, fallbacks, persistence, real data."""
+"""Bias (LensKit's user-item bias predictor): hand-computed cases and fallbacks, real data (the shared
+contract, tests/models/contract.py, checks its parameters, saved file, unknown ids and batch scoring)."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +7,6 @@ import pytest
 import torch
 from conftest import shared_data
 
-from spark_recs.models.base import Model
 from spark_recs.models.bias import Bias
 
 # mu = 15 / 5 = 3.
@@ -77,21 +77,12 @@ def test_recommend_ranks_unrated_items_by_prediction():
     assert model.recommend("nobody", n=2)["item"].tolist() == ["x", "y"]
 
 
-def test_payload_and_params_round_trip(tmp_path):
+def test_params_are_kept_as_given_beside_the_fitted_vocabularies():
     model = Bias(items=True, users=False, damping=(2.0, 1.0)).fit(TINY)
     assert model.get_params() == {"items": True, "users": False, "damping": (2.0, 1.0)}
-    restored = model.payload().restore()
-    assert isinstance(restored, Bias) and restored.get_params() == model.get_params()
-    users, items = np.array([0, 1, 2, -1, 0]), np.array([0, 1, 2, 0, -1])
-    np.testing.assert_array_equal(restored.predict_pairs(users, items), model.predict_pairs(users, items))
-    loaded = Model.load(model.save(tmp_path / "bias.pt"))
-    assert torch.equal(loaded.score_users(np.arange(3)), model.score_users(np.arange(3)))
-    assert list(loaded.user_vocab.ids) == ["a", "b", "c"]
     # The items/users flags do not clash with the fitted vocabularies.
     model.set_params(users=True)
     assert model.users is True and len(model.item_vocab) == 3
-    with pytest.raises(ValueError, match="no parameter 'alpha'"):
-        model.set_params(alpha=1)
 
 
 def test_bad_damping_and_missing_ratings_are_clear_errors():

@@ -1,6 +1,6 @@
 """GRU4Rec end to end on small synthetic sessions: learning, options, determinism, persistence, resume."""
 
-import io
+import inspect
 import re
 
 import numpy as np
@@ -181,24 +181,6 @@ def test_validation_sample_size_samples_sessions(train, test_data):
     assert 0 <= gru.history_[0]["validation"] <= 1
 
 
-@pytest.mark.parametrize("raw", [lambda i: 1000 + i, lambda i: f"item-{i}"])
-def test_save_and_load_round_trip(tmp_path, train, test_data, raw):
-    data = successor_sessions(raw=raw)
-    gru = GRU4Rec(**SMALL | dict(n_epochs=1, embedding=4, constrained_embedding=False)).fit(data)
-    gru.save(tmp_path / "model.pt")
-    loaded = GRU4Rec.load(tmp_path / "model.pt")
-    assert loaded.get_params() == gru.get_params()
-    assert list(loaded.item_ids) == list(gru.item_ids)
-    sessions = [[0, 3, 2], [5]]
-    assert torch.equal(loaded.score_sessions(sessions), gru.score_sessions(sessions))
-    payload = torch.load(tmp_path / "model.pt", weights_only=True)  # tensors, strings and numbers only
-    assert payload["kind"] == "spark_recs.models.gru4rec.model:GRU4Rec" and "net" in payload["state"]
-    buffer = io.BytesIO()
-    gru.save(buffer)
-    buffer.seek(0)
-    assert torch.equal(GRU4Rec.load(buffer).net.Wy, gru.net.Wy)
-
-
 def test_score_sessions_resets_state_per_session_and_matches_evaluation(train):
     gru = GRU4Rec(**SMALL | dict(n_epochs=1, layers=[10, 6], dropout_p_hidden=0.5)).fit(train)
     sessions = [[1, 2, 3, 4], [7], [3, 4], [0, 0, 1]]
@@ -259,6 +241,36 @@ def test_params_are_sklearn_style():
     with pytest.raises(ValueError, match="dropout_p_hidden"):
         GRU4Rec(dropout_p_hidden=1.0)
     assert gru.batch_size == 8  # a refused change leaves the model as it was
+
+
+def test_the_constructor_signature_and_checks_come_from_the_declaration():
+    from spark_recs.core.params import declarations
+
+    declared = declarations(GRU4Rec)
+    parameters = inspect.signature(GRU4Rec).parameters
+    assert {n: p.default for n, p in parameters.items()} == {n: p.default for n, p in declared.items()}
+    assert GRU4Rec().get_params() == {n: p.default for n, p in declared.items()}
+    assert all(p.doc for p in declared.values()) and "momentum = 0.0: " in GRU4Rec.__init__.__doc__
+    for params, message in [
+        (dict(momentum=1.5), "GRU4Rec parameter momentum = 1.5 is out of range [0, 1)"),
+        (dict(sample_alpha=2.0), "GRU4Rec parameter sample_alpha = 2.0 is out of range [0, 1]"),
+        (dict(n_epochs=-1), "GRU4Rec parameter n_epochs = -1 is out of range [0, inf)"),
+        (dict(layers=[8, 0]), "GRU4Rec parameter layers[1] = 0 is out of range [1, inf)"),
+        (dict(embedding="big"), "GRU4Rec parameter embedding must be an integer in [0, inf) or one of"),
+        (dict(clipnorm=0.0), "GRU4Rec parameter clipnorm = 0.0 is out of range (0, inf)"),
+        (dict(stopping_criterion="ndcg"), "GRU4Rec parameter stopping_criterion must be one of"),
+        (dict(device=0), "GRU4Rec parameter device must be a string, got 0"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            GRU4Rec(**params)
+        assert str(error.value).startswith(message) and "\n" not in str(error.value), params
+
+
+def test_parameters_given_as_tuples_numpy_ints_devices_or_paths_are_stored_as_plain_values(tmp_path):
+    gru = GRU4Rec(layers=(np.int64(8), 4), device=torch.device("cpu"), checkpoint_dir=tmp_path)
+    assert gru.layers == [8, 4] and type(gru.layers[0]) is int
+    assert gru.device == "cpu" and gru.checkpoint_dir == str(tmp_path)
+    assert GRU4Rec(n_epochs=0).n_epochs == 0  # the initial weights, as the RL embeddings use it
 
 
 def test_bad_training_input_is_refused_clearly(train):

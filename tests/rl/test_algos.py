@@ -407,3 +407,21 @@ def test_bad_input_errors_name_the_problem():
         build("ddpg", soft_tua=0.1)
     with pytest.raises(ValueError, match="correction"):
         build("reinforce", correction="topK")
+
+
+def test_parameters_are_declared_once_and_checked_against_their_ranges():
+    from spark_recs.core.params import declarations
+
+    for cls in (DDPG, TD3, BCQ, Reinforce):
+        assert cls.defaults == {name: p.default for name, p in declarations(cls).items()}
+        assert all(p.doc for p in declarations(cls).values())
+    for name, params, message in [
+        ("ddpg", {"gamma": 1.5}, "DDPG parameter gamma = 1.5 is out of range [0, 1]"),
+        ("td3", {"policy_update": 0}, "TD3 parameter policy_update = 0 is out of range [1, inf)"),
+        ("bcq", {"n_generator_samples": 2.5}, "BCQ parameter n_generator_samples must be an integer"),
+        ("reinforce", {"correction": "topK"}, "Reinforce parameter correction must be one of"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            build(name, **params)
+        assert str(error.value).startswith(message), name
+    assert build("ddpg", value_lr=0.0).params["value_lr"] == 0.0  # a frozen critic, as tests above use

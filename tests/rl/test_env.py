@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 import torch
 from conftest import shared_data
-from pyspark.sql import functions as F
 
-from spark_recs.data.io import read_table
-from spark_recs.data.movielens import load_items, load_ratings
+from spark_recs.data.movielens import load_items, load_ratings, load_tags
 from spark_recs.data.schema import SchemaError
 from spark_recs.rl.embeddings import ItemEmbeddings
 from spark_recs.rl.env import FrameEnv, SeqEnv, user_histories
@@ -235,7 +233,7 @@ def test_missing_values_and_text_times_are_named(spark):
             tiny_env(frame)
 
 
-def test_paths_read_with_pandas_or_spark(tmp_path, spark):
+def test_paths_read_by_the_source_resolver_with_the_default_or_given_session(tmp_path, spark):
     path = tmp_path / "ratings.csv"
     RATINGS.rename(columns={"user": "userId", "item": "movieId"}).to_csv(path, index=False)
     EMBEDDINGS.save(tmp_path / "embeddings.npz")
@@ -256,6 +254,16 @@ def test_paths_read_with_pandas_or_spark(tmp_path, spark):
         assert env.user_vocab.ids.tolist() == [3, 7]
         assert env.items.tolist() == [1, 2, 0, 2, 1, 3, 0, 4]
         assert env.ratings.tolist() == [-4, 4, 2, 3, -1, 5, -3, 1]
+
+
+def test_a_movielens_folder_path_is_read_by_its_loader(tmp_path, spark):
+    lines = [f"{u}::{i}::{r}::{t}" for u, i, r, t in RATINGS.itertuples(index=False)]
+    (tmp_path / "ratings.dat").write_text("\n".join(lines) + "\n")
+    from_folder = tiny_env(str(tmp_path), spark=spark)
+    from_frame = tiny_env()
+    assert from_folder.user_vocab.ids.tolist() == from_frame.user_vocab.ids.tolist() == [3, 7]
+    assert from_folder.items.tolist() == from_frame.items.tolist()
+    assert from_folder.ratings.tolist() == from_frame.ratings.tolist()
 
 
 class GRUEncoder(torch.nn.Module):
@@ -309,10 +317,9 @@ def test_seq_env_rejects_a_non_sequence_encoder():
 def test_frame_env_on_ml_latest_small(spark):
     path = shared_data("ml-latest-small")
     ratings = load_ratings(spark, path).accepted
-    tags = read_table(spark, str(path / "tags.csv")).select(
-        F.col("movieId").cast("long").alias("item"), "tag"
+    embeddings = ItemEmbeddings.from_features(
+        load_items(spark, path), 128, tags=load_tags(spark, path), seed=0
     )
-    embeddings = ItemEmbeddings.from_features(load_items(spark, path), 128, tags=tags, seed=0)
     env = FrameEnv(embeddings, ratings, frame_size=10, batch_size=100, seed=0)
 
     raw = pd.read_csv(path / "ratings.csv")

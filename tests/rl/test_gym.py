@@ -210,6 +210,24 @@ def test_temporal_split_puts_the_latest_fifth_in_test(ml100k):
         RatingData.load(ml100k, fold=6)
 
 
+def test_spark_connect_loads_the_same_data(connect_spark, ml100k, fold1):
+    data = RatingData.load(ml100k, fold=1, spark=connect_spark)
+    for part in ("train", "test"):
+        pd.testing.assert_frame_equal(data.part(part), fold1.part(part))
+    np.testing.assert_array_equal(data.user_ids, fold1.user_ids)
+    np.testing.assert_array_equal(data.item_ids, fold1.item_ids)
+    np.testing.assert_array_equal(data.user_features, fold1.user_features)
+    np.testing.assert_array_equal(data.item_features, fold1.item_features)
+    assert data.global_mean == fold1.global_mean
+
+
+def test_only_an_ml_100k_folder_loads(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not an ml-100k folder"):
+        RatingData.load(shared_data("ml-latest-small"))
+    with pytest.raises(FileNotFoundError, match="is not an ml-100k folder"):
+        RatingData.load(tmp_path / "missing")
+
+
 def _tiny_frames():
     users = pd.DataFrame(
         {

@@ -15,7 +15,6 @@ from conftest import shared_data
 
 from spark_recs import batch
 from spark_recs.config import RL_SCHEMA, ConfigError, load_config
-from spark_recs.models.references import load_model
 from spark_recs.models.topn import recommend_frame
 from spark_recs.rl.embeddings import ItemEmbeddings
 from spark_recs.rl.env import FrameEnv
@@ -29,6 +28,7 @@ from spark_recs.rl.training import (
     train_supervised_actor,
     unit_rms,
 )
+from spark_recs.serving.references import load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,7 +12,6 @@ of different sizes, one-hot input works with several layers, and models are save
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import time
@@ -23,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...evaluation.sessions import evaluate_sessions
+from ...core.params import check_params, declarations, help_text, signature
+from ...core.ranking import session_rank_counts
 from ...progress import LINE_EVERY, Progress
 from ..base import Model, read_file, write_file
 from ..vocabulary import Vocabulary
@@ -32,7 +32,7 @@ from .iterator import Schedule, build_schedule, group_sessions
 from .losses import logq_correction, sampled_loss
 from .network import GRU4RecNet
 from .optim import RowSparseOptimizer, clip_grad_norm
-from .params import validate_params
+from .params import GRU4RecParams, normalised
 from .sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -53,60 +53,28 @@ class GRU4Rec(Model):
     ``elu_param`` is the final activation of the ranking losses (0 = linear).
     """
 
-    def __init__(
-        self,
-        layers: Sequence[int] = (100,),
-        loss: str = "cross-entropy",
-        batch_size: int = 64,
-        dropout_p_embed: float = 0.0,
-        dropout_p_hidden: float = 0.0,
-        learning_rate: float = 0.05,
-        momentum: float = 0.0,
-        sample_alpha: float = 0.5,
-        n_sample: int = 2048,
-        embedding: int | str = 0,
-        constrained_embedding: bool = True,
-        n_epochs: int = 10,
-        bpreg: float = 1.0,
-        elu_param: float = 0.5,
-        logq: float = 0.0,
-        device: str = "cpu",
-        seed: int = 42,
-        optimization_algorithm: str = "adagrad",
-        clipnorm: float | None = None,
-        stop_early: bool = False,
-        max_iter_no_change: int = 5,
-        min_improvement: float = 0.0,
-        stopping_criterion: str = "recall",
-        stopping_cutoff: int = 20,
-        keep_last: bool = False,
-        validation_sample_size: int | None = None,
-        predict_topK: int | None = None,  # noqa: N803 (recpack's name)
-        checkpoint_dir: str | None = None,
-    ):
-        self.set_params(**{k: v for k, v in locals().items() if k != "self"})
+    Params = GRU4RecParams
+
+    def __init__(self, **params):
+        self.set_params(**params)
         self.net: GRU4RecNet | None = None
         self.history_: list[dict] = []
 
-    # ---- parameters -----------------------------------------------------------------------------------
+    __init__.__signature__ = signature(GRU4RecParams)
+    __init__.__doc__ = f"Parameters (:class:`GRU4RecParams`):\n\n{help_text(GRU4RecParams)}"
 
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    # ---- parameters -----------------------------------------------------------------------------------
 
     def get_params(self, deep: bool = True) -> dict:
         """Constructor parameters by name (sklearn style)."""
-        return {name: copy.copy(getattr(self, name)) for name in self._param_names()}
+        return {name: copy.copy(getattr(self, name)) for name in declarations(self)}
 
     def set_params(self, **params) -> GRU4Rec:
-        """Set constructor parameters (sklearn style); unknown names and invalid values raise ``ValueError``."""
-        unknown = set(params) - set(self._param_names())
-        if unknown:
-            raise ValueError(f"unknown GRU4Rec parameter(s) {sorted(unknown)}")
-        merged = {n: getattr(self, n, None) for n in self._param_names()} | params
-        merged["layers"] = [int(x) for x in merged["layers"]]
-        validate_params(merged)
-        for name, value in merged.items():
+        """Set constructor parameters (sklearn style); unknown names and invalid values raise ``ValueError``
+        (a :class:`~spark_recs.core.params.ConfigError`) and leave the model as it was. Parameters not
+        set yet take their default."""
+        current = {name: getattr(self, name) for name in declarations(self) if hasattr(self, name)}
+        for name, value in check_params(self, current | normalised(params)).items():
             setattr(self, name, value)
         return self
 
@@ -121,11 +89,6 @@ class GRU4Rec(Model):
             self.dropout_p_hidden,
         )
 
-    def _config(self) -> dict:
-        config = self.get_params()
-        config["device"] = str(config["device"])
-        return config
-
     # ---- items ----------------------------------------------------------------------------------------
 
     @property
@@ -134,10 +97,40 @@ class GRU4Rec(Model):
         self._check_fitted()
         return self.item_vocab.ids
 
+    @property
+    def n_items(self) -> int:
+        """Number of items the model scores (what ``recommend_sessions(n=None)`` lists)."""
+        self._check_fitted()
+        return len(self.item_vocab)
+
     def item_indices(self, raw_ids) -> np.ndarray:
         """Item index of each raw id, -1 for items not seen in training."""
         self._check_fitted()
         return self.item_vocab.indices(raw_ids)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """A float32 CPU copy of the input item embedding, row ``i`` for item ``item_ids[i]``: ``E`` with a
+        separate embedding, else the output item weights ``Wy`` (also the input with ``constrained_embedding``)."""
+        self._check_fitted()
+        weight = self.net.E if self.net.input_mode == "separate" else self.net.Wy
+        return weight.detach().to("cpu", torch.float32, copy=True)
+
+    def evaluating(self):
+        """A context in which the network scores with dropout off, its previous mode restored on exit: an
+        ``epoch_callback`` that validates during :meth:`fit` leaves the next epoch training with dropout."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def scoring_mode():
+            self._check_fitted()
+            training = self.net.training
+            self.net.eval()
+            try:
+                yield self
+            finally:
+                self.net.train(training)
+
+        return scoring_mode()
 
     def _check_fitted(self) -> None:
         if self.net is None:
@@ -168,7 +161,7 @@ class GRU4Rec(Model):
         ``progress_every``: seconds between progress lines on stderr inside an epoch (events done, events/s,
         running loss); an epoch shorter than that prints none; ``None``: never.
         """
-        validate_params(self.get_params())
+        check_params(self, self.get_params())  # also attributes assigned directly
         _check_columns(train, (session_key, item_key, time_key), "training data")
         if len(train) == 0:
             raise ValueError("training data is empty")
@@ -213,7 +206,7 @@ class GRU4Rec(Model):
         progress = {"epoch": 0, "best_score": None, "best_state": None, "no_change": 0, "stopped": False}
         checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else self.checkpoint_dir
         run_id = persistence.fingerprint(
-            {k: v for k, v in self._config().items() if k not in RESUMABLE_CHANGES}
+            {k: v for k, v in self.get_params().items() if k not in RESUMABLE_CHANGES}
             | {"compatibility_mode": compatibility_mode},
             item_ids,
             sessions.items,
@@ -318,9 +311,9 @@ class GRU4Rec(Model):
     def _validate_epoch(self, valid: pd.DataFrame, keys: dict, progress: dict) -> float:
         """Score the epoch on validation data; update the best state and the early-stopping counter."""
         self.net.eval()
-        result = evaluate_sessions(self, valid, cutoff=[self.stopping_cutoff], **keys)
+        counts, _, _ = session_rank_counts(self, valid, self.stopping_cutoff, **keys)
         self.net.train()
-        score = (result.recall if self.stopping_criterion == "recall" else result.mrr)[self.stopping_cutoff]
+        score = (counts.recall if self.stopping_criterion == "recall" else counts.mrr)(self.stopping_cutoff)
         best = progress["best_score"]
         if best is None or score > best + self.min_improvement:
             progress["best_score"], progress["no_change"] = score, 0

@@ -1,4 +1,5 @@
-"""Registered models served by MLflow itself: pyfunc predict, spark_udf, signature and input example."""
+"""Logged models served by MLflow itself (spark_recs.serving.pyfunc): pyfunc predict, spark_udf, signature
+and input example."""
 
 import mlflow
 import numpy as np
@@ -9,7 +10,8 @@ from pyspark.sql import functions as F
 from spark_recs.models.bias import Bias
 from spark_recs.models.gru4rec import GRU4Rec
 from spark_recs.models.topn import recommend_frame
-from spark_recs.tracking import log_model, tracked_run
+from spark_recs.serving.registry import log_model
+from spark_recs.tracking import tracked_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,7 +26,7 @@ PAIRS = pd.DataFrame({"user": [1, 2, 3, 9, 4], "item": [40, 20, 10, 30, 99]})
 
 
 @pytest.fixture
-def registered_bias(mlflow_uri):
+def registered_bias(mlflow_uri, work_dir):
     model = Bias(damping=2.0).fit(RATINGS)
     with tracked_run("serving-test", tracking_uri=mlflow_uri):
         # A Unity-Catalog-style three-part name also works on a local registry.
@@ -69,7 +71,7 @@ def test_spark_udf_scores_pairs(spark, registered_bias):
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-6)
 
 
-def test_pyfunc_recommends_next_items_for_sessions(mlflow_uri):
+def test_pyfunc_recommends_next_items_for_sessions(mlflow_uri, work_dir):
     rng = np.random.default_rng(0)
     events = pd.DataFrame(
         {

@@ -18,10 +18,11 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from spark_recs.models.base import Model, Payload
-from spark_recs.models.references import URI, TrainedModel, model_file
 from spark_recs.runtime import is_connect, work_dir
 
-ModelRef = Model | Payload | str | Path | TrainedModel
+from .references import URI, LoadedModel, TrainedModel, model_file
+
+ModelRef = Model | Payload | str | Path | TrainedModel | LoadedModel
 
 _worker_models: OrderedDict[str, Model] = OrderedDict()  # per Python worker, kept between tasks
 
@@ -36,21 +37,31 @@ def _cached_model(key: str, restore: Callable[[], Model]) -> Model:
     return model
 
 
+def _local_file(algo: ModelRef) -> Path | None:
+    """The saved file a reference names, shipped as it is; ``None`` when the model must be serialised."""
+    if isinstance(algo, TrainedModel):
+        return algo.path
+    if isinstance(algo, LoadedModel):
+        return algo.file
+    if isinstance(algo, (str, Path)) and not URI.match(str(algo)):
+        return model_file(algo)
+    return None
+
+
 def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | None) -> Callable[[], Model]:
     """A function that returns the model inside a worker (restored once per Python worker).
 
-    ``model`` is ``algo`` loaded on the driver. On Connect a local model file is shipped as its path;
-    an in-memory model or an MLflow URI is saved under ``model_dir`` first.
+    ``model`` is ``algo`` loaded on the driver. A local model file is shipped as it is (its path on
+    Connect, its bytes on classic Spark); an in-memory model or an MLflow download is serialised, and on
+    Connect saved under ``model_dir`` first.
     """
     # The closures carry the class: unpickling it in the worker imports the user's own model module, so a
     # file's kind resolves there without importing anything the file names.
     model_cls = type(model)
-    local_file = isinstance(algo, TrainedModel) or (
-        isinstance(algo, (str, Path)) and not URI.match(str(algo))
-    )
+    local = _local_file(algo)
     if is_connect(spark):
-        if local_file:
-            path = model_file(algo)
+        if local is not None:
+            path = local
         else:
             data = model.payload().data
             folder = Path(model_dir) if model_dir else work_dir() / "models"
@@ -63,8 +74,7 @@ def ship(algo: ModelRef, model: Model, spark: SparkSession, model_dir: str | Non
         stat = path.stat()
         key, location = f"{path}:{stat.st_mtime_ns}:{stat.st_size}", str(path)
         return lambda: _cached_model(key, lambda: model_cls.load(location, device="cpu"))
-    # A saved file is broadcast as it is; only an in-memory model needs serialising.
-    data = model_file(algo).read_bytes() if local_file else model.payload().data
+    data = local.read_bytes() if local is not None else model.payload().data
     key = hashlib.sha256(data).hexdigest()
     shared = spark.sparkContext.broadcast(data)
     return lambda: _cached_model(key, lambda: model_cls.load(io.BytesIO(shared.value), device="cpu"))

@@ -1,0 +1,1 @@
+"""Shared contracts beneath every other layer: parameter declarations and the ranking core."""

@@ -1,0 +1,273 @@
+"""The ranking core: the exact rank of a target among scores, exact rank counts, and each ranking metric once.
+
+**Ranks** (:func:`target_ranks`, 1 = best). With ``higher`` / ``equal`` the numbers of items scoring strictly
+above / the same as the target (the target itself counted in ``equal``) and ``before`` those tied with it at
+a lower column index, the tie modes (:data:`TIE_MODES`) are:
+
+- ``standard``: ``higher + 1`` (the best place among the ties)
+- ``conservative``: ``higher + equal`` (the worst place; GRU4Rec's evaluation default)
+- ``median``: ``higher + (equal - 1) / 2 + 1`` (the middle place: a whole or half number)
+- ``ordinal``: ``higher + before + 1``, the place an exact top-k (score desc, then index asc) lists the
+  target at (the RL holdout's rule)
+
+A target without a score (NaN) or excluded (``-inf``) gets rank ``inf``: a miss at every cut-off.
+
+**Metrics** of one ranked list ``L`` against its test items ``T``, from the list's statistics at cut-off
+``k`` (``L_k`` = the rows of rank <= k; no ``k``: the whole list): ``hits`` = |L_k ∩ T|, ``first`` = the rank
+of the first hit in ``L_k`` (missing without one), ``dcg`` = the sum over the hits of ``gain / discount(rank)``
+and ``ideal`` = the same sum over T's gains sorted descending, at positions 1, 2, ... <= k:
+
+- ``precision@k`` = hits / k; without k: hits / |L| (0 for an empty list)
+- ``recall@k`` = hits / min(|T|, k); without k: hits / |T|
+- ``hit@k`` = 1 if hits > 0, else 0
+- ``recip_rank@k`` = 1 / first, 0 without a hit (its mean over lists is MRR)
+- nDCG = dcg / ideal (0 when ideal is 0), under two names for its two discounts (:data:`DISCOUNTS`):
+  ``ndcg`` with LensKit's ``max(1, log2 rank)`` (ranks 1 and 2 weigh the same; what ``RecListAnalysis`` and
+  MultiEval report, LensKit-exact), ``ndcg_log2p1`` with the textbook ``log2(rank + 1)``
+
+With one test item per list (next-item targets) recall@k = hit@k and both ideal DCGs are 1:
+:class:`RankCounts` gives these means over all targets from exact integer counts per rank.
+
+The metric functions work on NumPy arrays and scalars (:data:`NUMPY`, the default) and on any other column
+type given its :class:`Ops` (Spark columns: :data:`spark_recs.evaluation.accuracy.SPARK`), so the pandas and
+Spark top-N evaluations share one formula per metric.
+
+**Sessions** (:func:`session_rank_counts`): for every event of every test session but its last (time order,
+ties by item id), a session model scores all its items after the session's events so far, and the next
+event's item is the target. Test events on items the model does not know are dropped first (and counted).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+TIE_MODES = ("standard", "conservative", "median", "ordinal")
+log = logging.getLogger(__name__)
+
+
+# ---- exact ranks ------------------------------------------------------------------------------------
+
+
+def check_tie_mode(mode: str) -> None:
+    if mode not in TIE_MODES:
+        raise ValueError(f"unknown rank mode {mode!r}; expected one of {TIE_MODES}")
+
+
+def _count(compare, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per row, how many scores ``compare`` true against the row's target score."""
+    # Counting 0/1 floats is several times faster than summing a bool tensor; exact below 2**24 items.
+    dtype = torch.float32 if scores.shape[1] < 2**24 else torch.float64
+    flags = compare(scores, target, out=torch.empty(scores.shape, dtype=dtype, device=scores.device))
+    return flags.sum(dim=1).double()
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mode: str = "conservative") -> torch.Tensor:
+    """Rank of each row's target column among all columns of ``scores`` (float64; halves in ``median``).
+
+    ``scores`` is ``(n, n_items)``, ``targets`` the ``n`` target columns; ``mode`` one of :data:`TIE_MODES`.
+    """
+    check_tie_mode(mode)
+    targets = targets.reshape(-1, 1).to(scores.device)
+    target = scores.gather(1, targets)
+    if mode == "conservative":
+        ranks = _count(torch.ge, scores, target)
+    else:
+        higher = _count(torch.gt, scores, target)
+        if mode == "standard":
+            ranks = higher + 1
+        elif mode == "median":
+            ranks = higher + (_count(torch.ge, scores, target) - higher - 1) / 2 + 1
+        else:
+            lower_index = torch.arange(scores.shape[1], device=scores.device) < targets
+            ranks = higher + ((scores == target) & lower_index).sum(dim=1).double() + 1
+    unranked = target.flatten().isnan() | (target.flatten() == float("-inf"))
+    return torch.where(unranked, float("inf"), ranks)
+
+
+# ---- metric formulas ----------------------------------------------------------------------------------
+
+
+class Ops(NamedTuple):
+    """The few operations the metric formulas need, for one column type."""
+
+    where: Callable  # (condition, if true, if false)
+    divide: Callable  # a / b, without warnings where b is 0
+    minimum: Callable
+    maximum: Callable
+    log2: Callable
+    isnull: Callable
+
+
+def _quiet(function):
+    """``function`` on float64 arrays, without NumPy's warnings for x / 0 and log2(0)."""
+
+    def run(*args):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return function(*(np.asarray(a, dtype=np.float64) for a in args))
+
+    return run
+
+
+NUMPY = Ops(np.where, _quiet(np.divide), np.minimum, np.maximum, _quiet(np.log2), np.isnan)
+
+
+def lenskit_discount(ranks, ops: Ops = NUMPY):
+    """LensKit's nDCG discount ``max(1, log2 rank)`` (metric ``ndcg``)."""
+    return ops.maximum(ops.log2(ranks), 1.0)
+
+
+def log2p1_discount(ranks, ops: Ops = NUMPY):
+    """The textbook nDCG discount ``log2(rank + 1)`` (metric ``ndcg_log2p1``)."""
+    return ops.log2(ranks + 1)
+
+
+#: nDCG metric name -> its discount.
+DISCOUNTS = {"ndcg": lenskit_discount, "ndcg_log2p1": log2p1_discount}
+
+
+def discounted(gains, ranks, metric: str = "ndcg", ops: Ops = NUMPY):
+    """The DCG terms ``gain / discount(rank)`` of nDCG ``metric`` (a key of :data:`DISCOUNTS`)."""
+    return ops.divide(gains, DISCOUNTS[metric](ranks, ops))
+
+
+def precision(hits, n_recs, k: int | None = None, ops: Ops = NUMPY):
+    """hits / k; without ``k``: hits / list length (0 for an empty list)."""
+    if k is not None:
+        return ops.divide(hits, k)
+    return ops.where(n_recs > 0, ops.divide(hits, n_recs), 0.0)
+
+
+def recall(hits, n_truth, k: int | None = None, ops: Ops = NUMPY):
+    """hits / min(test items, k); without ``k``: hits / test items (NaN without test items)."""
+    return ops.divide(hits, n_truth if k is None else ops.minimum(n_truth, k))
+
+
+def hit(hits, ops: Ops = NUMPY):
+    """1.0 where there is a hit, else 0.0."""
+    return ops.where(hits > 0, 1.0, 0.0)
+
+
+def reciprocal_rank(first, ops: Ops = NUMPY):
+    """1 / the rank of the first hit; 0.0 where there is none (``first`` missing)."""
+    return ops.where(ops.isnull(first), 0.0, ops.divide(1.0, first))
+
+
+def ndcg(dcg, ideal, ops: Ops = NUMPY):
+    """DCG / ideal DCG, 0.0 where the ideal DCG is 0 (with either discount: the name tells which)."""
+    return ops.where(ideal > 0, ops.divide(dcg, ideal), 0.0)
+
+
+# ---- rank counts ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RankCounts:
+    """How many targets got each rank up to ``max_cutoff`` (in half steps), and how many targets in all.
+
+    Integer counts, so partial results from shards merge into exactly the single-process numbers. Each
+    metric is the mean over all targets of the one-target list's metric (rank beyond the cut-off: 0).
+    """
+
+    max_cutoff: int
+    counts: np.ndarray = field(default=None)
+    n: int = 0
+
+    def __post_init__(self):
+        if self.counts is None:
+            self.counts = np.zeros(2 * self.max_cutoff + 1, dtype=np.int64)
+
+    def add(self, ranks, times=None) -> RankCounts:
+        """Count more ranks (a tensor or array as :func:`target_ranks` returns; ``inf``: a miss).
+
+        ``times``: how many targets got each of ``ranks`` (default: one each).
+        """
+        doubled = 2 * np.asarray(torch.as_tensor(ranks).cpu(), dtype=np.float64)
+        times = np.ones(len(doubled), dtype=np.int64) if times is None else np.asarray(times, dtype=np.int64)
+        kept = doubled <= 2 * self.max_cutoff
+        kept_doubled = np.rint(doubled[kept]).astype(np.int64)
+        self.counts += np.bincount(kept_doubled, times[kept], len(self.counts)).astype(np.int64)
+        self.n += int(times.sum())
+        return self
+
+    def merge(self, other: RankCounts) -> RankCounts:
+        if other.max_cutoff != self.max_cutoff:
+            raise ValueError("cannot merge rank counts with different max_cutoff")
+        return RankCounts(self.max_cutoff, self.counts + other.counts, self.n + other.n)
+
+    def _mean(self, cutoff: int, metric) -> float:
+        """The mean over all targets of ``metric(ranks)``, evaluated at the ranks 1, 1.5, ... ``cutoff``."""
+        if cutoff > self.max_cutoff:
+            raise ValueError(f"cut-off {cutoff} is beyond the counted ranks (max_cutoff {self.max_cutoff})")
+        if not self.n:
+            return 0.0
+        ranks = np.arange(2, 2 * cutoff + 1) / 2
+        return float((self.counts[2 : 2 * cutoff + 1] * metric(ranks)).sum() / self.n)
+
+    def recall(self, cutoff: int) -> float:
+        """recall@cutoff (= hit@cutoff with one target): the share of targets ranked within ``cutoff``."""
+        return self._mean(cutoff, lambda ranks: hit(np.ones_like(ranks)))
+
+    def mrr(self, cutoff: int) -> float:
+        return self._mean(cutoff, reciprocal_rank)
+
+    def ndcg(self, cutoff: int, metric: str = "ndcg") -> float:
+        """nDCG@cutoff with one target: ``metric`` ``"ndcg"`` (LensKit's discount) or ``"ndcg_log2p1"``."""
+        ideal = discounted(1.0, 1.0, metric)
+        return self._mean(cutoff, lambda ranks: ndcg(discounted(1.0, ranks, metric), ideal))
+
+
+# ---- next-item ranks of test sessions ------------------------------------------------------------------
+
+
+def _test_sessions(model, test_data: pd.DataFrame, session_key: str, item_key: str, time_key: str):
+    """Item indices and session offsets of ``test_data`` after dropping unknown items, and how many were dropped.
+
+    ``model`` maps raw ids to its item indices with ``item_indices`` (-1: unknown).
+    """
+    missing = [c for c in (session_key, item_key, time_key) if c not in test_data.columns]
+    if missing:
+        raise ValueError(f"test data lacks column(s) {missing}; it has {list(test_data.columns)}")
+    items = model.item_indices(test_data[item_key].to_numpy())
+    known = items >= 0
+    if len(items) and not known.any():
+        log.warning(
+            "no test event is on an item the model knows (test ids %s): check that the item id types match",
+            test_data[item_key].dtype,
+        )
+    # Ties in time go by item id (as in recommend_sessions): a Spark shard's rows come in no set order.
+    data = test_data.loc[known, [session_key, time_key, item_key]].assign(_item=items[known])
+    data = data.sort_values([session_key, time_key, item_key])
+    codes = pd.factorize(data[session_key].to_numpy())[0]
+    offsets = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]]).astype(np.int64)
+    return data["_item"].to_numpy(np.int64), offsets, int((~known).sum())
+
+
+def session_rank_counts(
+    model,
+    test_data: pd.DataFrame,
+    max_cutoff: int,
+    batch_size: int = 512,
+    mode: str = "conservative",
+    item_key: str = "ItemId",
+    session_key: str = "SessionId",
+    time_key: str = "Time",
+) -> tuple[RankCounts, int, int]:
+    """Next-item ranks of ``model`` on the sessions of ``test_data``: ``(RankCounts, n_sessions, n_dropped)``.
+
+    ``model`` has ``item_indices`` and ``next_item_scores(items, offsets, batch_size)`` (GRU4Rec's), which
+    yields ``(scores, targets)`` batches; ``n_sessions`` counts the sessions with at least one target.
+    """
+    check_tie_mode(mode)
+    items, offsets, n_dropped = _test_sessions(model, test_data, session_key, item_key, time_key)
+    counts = RankCounts(max_cutoff)
+    for scores, targets in model.next_item_scores(items, offsets, batch_size=batch_size):
+        counts.add(target_ranks(scores, targets, mode))
+    n_sessions = int((np.diff(offsets) > 1).sum()) if len(items) else 0
+    return counts, n_sessions, n_dropped

@@ -1,0 +1,227 @@
+"""The restartable on-disk store of a MultiEval: a record and outputs per run, read back as tables.
+
+**On disk** (``path``)::
+
+    runs/run-<RunId>.json             one record per run (written last, atomically); status ok / failed
+    runs.csv                          the records as a table, rebuilt after each run (atomically)
+    recommendations/RunId=<id>/       Parquet: user, rank, item, score (read the folder: RunId column)
+    predictions/RunId=<id>/           Parquet: the test rows plus prediction
+    user_metrics/run-<RunId>.csv      per test user: user, nrecs, ntruth and the top-N metrics
+    models/run-<RunId>.pt             the fitted model (save_models=True)
+    plots/<metric>.png                one bar chart per metric (mean over partitions, std error bars)
+    data/<DataSet>/<Partition>/{train,test}   Parquet, after persist_data()
+    mlflow_parent_run.txt             the id of the MLflow parent run
+
+**Restarts.** A run whose record says ``ok`` is never run again; a failed run is retried. A run killed
+half-way leaves no record, so the next ``run`` removes what it left (Parquet staging folders
+``.RunId=<id>.writing-*``, outputs of runs without an ok record) before running it again. With
+``runs=None`` every run's leftovers are removed; with a list only those runs' (so jobs running other runs
+at the same time are left alone).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame as SparkDataFrame
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_recs.data import versioned
+from spark_recs.data.io import read_table, write_table
+from spark_recs.evaluation.multieval.plan import KEY_COLUMNS, DataSet, plain, session
+
+log = logging.getLogger(__name__)
+
+TIME_COLUMNS = ("TrainTime", "PredTime", "RecTime")
+STATUS_COLUMNS = ("status", "error")
+PREDICTION_METRICS = ("rmse", "mae", "user_rmse", "user_mae")
+COUNTS = ("n_test_users", "n_users_with_recs", "n_pred_missing")
+RUN_ID_COLUMN = "MLflowRunId"
+
+_OUTPUT_TABLES = ("recommendations", "predictions")
+_TABLE_ENTRY = re.compile(r"^(?P<hidden>\.)?RunId=(?P<id>\d+)(?P<rest>\..*)?$")
+_FILE_ENTRY = re.compile(r"^(?P<hidden>\.)?run-(?P<id>\d+)\.(?P<ext>pt|csv|json)(?P<rest>\..*)?$")
+_FILE_FOLDERS = {"models": "pt", "user_metrics": "csv", "runs": "json"}
+
+
+class Store:
+    """The evaluation folder ``path`` (created). ``metrics``: the top-N metric names, in runs-table order;
+    ``spark``: the session for reads and pandas data (default: that of the data, or the active one)."""
+
+    def __init__(self, path, metrics: Sequence[str], spark: SparkSession | None = None) -> None:
+        self.path = Path(path).absolute()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.metrics = [*metrics, *PREDICTION_METRICS]
+        self.spark = spark
+
+    @property
+    def columns(self) -> set[str]:
+        """The runs-table columns the store itself fills (not for algorithms' or data sets' columns)."""
+        return {*KEY_COLUMNS, *TIME_COLUMNS, *STATUS_COLUMNS, RUN_ID_COLUMN, *self.metrics, *COUNTS}
+
+    # ---- one run's files ----------------------------------------------------------------------------
+
+    def output(self, table: str, run_id: int) -> Path:
+        """The Parquet folder of a run's ``recommendations`` or ``predictions``."""
+        return self.path / table / f"RunId={run_id}"
+
+    def run_file(self, folder: str, run_id: int) -> Path:
+        """A run's file in ``runs``, ``user_metrics`` or ``models``."""
+        return self.path / folder / f"run-{run_id}.{_FILE_FOLDERS[folder]}"
+
+    def write_user_metrics(self, run_id: int, per_user: pd.DataFrame) -> None:
+        _write_text(self.run_file("user_metrics", run_id), per_user.to_csv(index=False))
+
+    def write_record(self, record: dict) -> None:
+        """Write a run's record (last, so a record means the run's outputs are complete)."""
+        _write_text(self.run_file("runs", record["RunId"]), json.dumps(_jsonable(record), indent=1))
+
+    # ---- records and restarts -----------------------------------------------------------------------
+
+    def records(self) -> dict[int, dict]:
+        """Every run's record, by RunId."""
+        records = {}
+        for file in sorted((self.path / "runs").glob("run-*.json")):
+            match = _FILE_ENTRY.match(file.name)
+            if match and not match["hidden"] and not match["rest"]:
+                records[int(match["id"])] = json.loads(file.read_text())
+        return records
+
+    def ok_ids(self) -> set[int]:
+        return {run_id for run_id, record in self.records().items() if record.get("status") == "ok"}
+
+    def _entries(self) -> Iterator[tuple[int, bool, Path]]:
+        """``(run id, hidden or partial, path)`` of every per-run output entry in the folder."""
+        for table in _OUTPUT_TABLES:
+            folder = self.path / table
+            if folder.is_dir():
+                for entry in folder.iterdir():
+                    # A version folder of a local Parquet output (data/versioned.py) belongs to its RunId.
+                    match = _TABLE_ENTRY.match(versioned.base_of(entry).name)
+                    if match:
+                        yield int(match["id"]), bool(match["hidden"] or match["rest"]), entry
+        for name, ext in _FILE_FOLDERS.items():
+            folder = self.path / name
+            if folder.is_dir():
+                for entry in folder.iterdir():
+                    match = _FILE_ENTRY.match(entry.name)
+                    if match and match["ext"] == ext:
+                        partial = bool(match["hidden"] or match["rest"])
+                        if name != "runs" or partial:  # records themselves are not leftovers
+                            yield int(match["id"]), partial, entry
+
+    def remove_leftovers(self, scope: set[int] | None, ok: set[int]) -> None:
+        """Remove staging/partial entries and outputs of runs without an ok record (within ``scope``)."""
+        for run_id, partial, entry in list(self._entries()):
+            if (scope is None or run_id in scope) and (partial or run_id not in ok):
+                log.warning("removing %s, left by an unfinished run %d", entry, run_id)
+                _remove(entry)
+
+    def remove_outputs(self, run_id: int) -> None:
+        for found, _, entry in list(self._entries()):
+            if found == run_id:
+                _remove(entry)
+
+    # ---- reading results back -----------------------------------------------------------------------
+
+    def results(self) -> pd.DataFrame:
+        """The runs table (see :meth:`MultiEval.collect_results`)."""
+        rows = [
+            {k: v for k, v in record.items() if not k.startswith("_")}
+            for _, record in sorted(self.records().items())
+        ]
+        if not rows:
+            return pd.DataFrame(columns=[*KEY_COLUMNS, *TIME_COLUMNS, *STATUS_COLUMNS, RUN_ID_COLUMN])
+        table = pd.DataFrame(rows)
+        tail = [c for c in [*TIME_COLUMNS, *STATUS_COLUMNS, *self.metrics, *COUNTS] if c in table.columns]
+        head = [c for c in KEY_COLUMNS if c in table.columns]
+        middle = [c for c in table.columns if c not in {*head, *tail, RUN_ID_COLUMN}]
+        for count in COUNTS:
+            if count in table.columns:
+                table[count] = table[count].astype("Int64")
+        return table[head + middle + tail + [RUN_ID_COLUMN]]
+
+    def write_runs_csv(self) -> Path:
+        """Rebuild ``runs.csv`` from the records; returns its path."""
+        target = self.path / "runs.csv"
+        _write_text(target, self.results().to_csv(index=False))
+        return target
+
+    def table(self, name: str) -> SparkDataFrame:
+        """Every ok run's ``recommendations`` or ``predictions`` with their ``RunId`` (Spark, lazy)."""
+        folder = self.path / name
+        if not folder.is_dir() or not any(_TABLE_ENTRY.match(e.name) for e in folder.iterdir()):
+            raise FileNotFoundError(f"no {name} in {self.path}: run the evaluation first")
+        ok = sorted(self.ok_ids())
+        return session(self.spark).read.parquet(str(folder)).where(F.col("RunId").isin(ok))
+
+    # ---- persisted data sets ------------------------------------------------------------------------
+
+    def persist(self, datasets: list[DataSet], overwrite: bool = False) -> None:
+        """Write the data sets' partitions and point them there (see :meth:`MultiEval.persist_data`)."""
+        for ds in datasets:
+            folder = self.path / "data" / ds.name
+            manifest = folder / "_manifest.json"
+            if manifest.exists() and not overwrite:
+                count = int(json.loads(manifest.read_text())["partitions"])
+                log.info("data set %s: reusing %d persisted partitions in %s", ds.name, count, folder)
+            else:
+                pairs = ds.partitions()
+                for number, (train, test) in enumerate(pairs, 1):
+                    for side, frame in (("train", train), ("test", test)):
+                        target = folder / str(number) / side
+                        write_table(
+                            _to_spark(frame, session(self.spark, frame)), str(target), format="parquet"
+                        )
+                count = len(pairs)
+                _write_text(manifest, json.dumps({"name": ds.name, "partitions": count}))
+                log.info("data set %s: persisted %d partitions to %s", ds.name, count, folder)
+            ds.pairs = [
+                (str(folder / str(p) / "train"), str(folder / str(p) / "test")) for p in range(1, count + 1)
+            ]
+
+
+def _to_spark(frame, spark: SparkSession) -> SparkDataFrame:
+    if isinstance(frame, SparkDataFrame):
+        return frame
+    if isinstance(frame, pd.DataFrame):
+        return spark.createDataFrame(frame)
+    return read_table(spark, str(frame))
+
+
+def _jsonable(record: dict) -> dict:
+    out = {}
+    for key, value in record.items():
+        value = plain(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a hidden temporary file beside it, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
