@@ -33,7 +33,7 @@ def _demo_schema(demo_config: type) -> dict[str, Section]:
     """The demo's sections: each field of :class:`~spark_recs.demo.DemoConfig` at its ``CONFIG_KEYS`` key."""
     schema: dict[str, Section] = {"data": {}, "evaluation": {}, "mlflow": {}, "paths": {}}
     for name, p in declarations(demo_config).items():
-        section, _, key = demo_config.CONFIG_KEYS.get(name, f"data.{name}").partition(".")
+        section, key = demo_config.config_key(name)
         schema[section][key] = (p.default, p.rule)
     return schema
 

@@ -86,6 +86,21 @@ class DemoConfig:
     def __post_init__(self) -> None:
         check_params(self, {name: getattr(self, name) for name in declarations(self)})
 
+    @classmethod
+    def config_key(cls, name: str) -> tuple[str, str]:
+        """``(section, key)`` of field ``name`` in a ``kind: demo`` config (``CONFIG_KEYS``, else ``data``)."""
+        section, _, key = cls.CONFIG_KEYS.get(name, f"data.{name}").partition(".")
+        return section, key
+
+    @classmethod
+    def from_config(cls, config: dict) -> DemoConfig:
+        """The fields of a loaded ``kind: demo`` config."""
+        values = {}
+        for name in declarations(cls):
+            section, key = cls.config_key(name)
+            values[name] = config[section][key]
+        return cls(**values | {"test_days": float(values["test_days"])})
+
 
 def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
     """Run the demo job; returns the metrics, row counts and where everything was written."""

@@ -589,27 +589,7 @@ def demo(spark: SparkSession, config: dict) -> dict:
 def _run_demo(spark: SparkSession, config: dict) -> dict:
     from spark_recs.demo import DemoConfig, run_demo
 
-    data, evaluation = config["data"], config["evaluation"]
-    return run_demo(
-        spark,
-        DemoConfig(
-            sessions=data["sessions"],
-            ratings=data["ratings"],
-            session_key=data["session_key"],
-            item_key=data["item_key"],
-            time_key=data["time_key"],
-            sep=data["sep"],
-            n_events=data["n_events"],
-            n_items=data["n_items"],
-            seed=data["seed"],
-            test_days=float(data["test_days"]),
-            cutoffs=list(evaluation["cutoff"]),
-            n=evaluation["n"],
-            experiment=config["mlflow"]["experiment"],
-            tracking_uri=config["mlflow"]["tracking_uri"],
-            output=config["paths"]["output"],
-        ),
-    )
+    return run_demo(spark, DemoConfig.from_config(config))
 
 
 def override(key: str, value) -> str:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from spark_recs.core.exports import lazy_exports
 
 _MODULES = {
     "io": ("read_table", "write_table", "read_databricks_table", "load_databricks_table"),
@@ -33,15 +33,4 @@ _MODULES = {
     ),
     "synthetic": ("synthetic_sessions", "synthetic_ratings"),
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -7,7 +7,7 @@ torch nor MLflow, and importing one submodule does not import the others.
 
 from __future__ import annotations
 
-import importlib
+from spark_recs.core.exports import lazy_exports
 
 _ACCURACY = (
     "RecListAnalysis",
@@ -25,21 +25,5 @@ _ACCURACY = (
     "user_metric",
 )
 _SESSIONS = ("evaluate_sessions", "batch_eval", "SessionEvaluation")
-_MODULES = (
-    {"MultiEval": "multieval"} | dict.fromkeys(_ACCURACY, "accuracy") | dict.fromkeys(_SESSIONS, "sessions")
-)
-
-__all__ = list(_MODULES)
-
-
-def __getattr__(name: str):
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+_MODULES = {"multieval": ("MultiEval",), "accuracy": _ACCURACY, "sessions": _SESSIONS}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -8,7 +8,7 @@ model it does not run.
 
 from __future__ import annotations
 
-import importlib
+from spark_recs.core.exports import lazy_exports
 
 _MODULES = {
     "base": ("Model", "Recommender"),
@@ -19,15 +19,4 @@ _MODULES = {
     "cooccurrence": ("ItemCoOccurrence",),
     "gru4rec.model": ("GRU4Rec",),
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spark_recs.core.params import declarations
 from spark_recs.progress import Progress
 
-from .algos import BCQ, DDPG, TD3, WEIGHT_DECAY, Algo, MLflowWriter, Reinforce
+from .algos import BCQ, DDPG, TD3, WEIGHT_DECAY, Algo, BCQNetworkParams, MLflowWriter, Reinforce
 from .embeddings import ItemEmbeddings
 from .env import FrameEnv
 from .nets import Actor, Critic, DiscreteActor, bcqGenerator, bcqPerturbator
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 ALGORITHMS = {"ddpg": DDPG, "td3": TD3, "bcq": BCQ, "reinforce": Reinforce}
 #: Keys of a config's algorithm section that shape the networks rather than the update.
-NET_PARAMS = ("latent_dim", "phi")
+NET_PARAMS = tuple(declarations(BCQNetworkParams))
 
 
 # ---- networks and algorithms ----------------------------------------------------------------------
@@ -45,8 +46,8 @@ def build_algorithm(
     *,
     hidden_size: int = 256,
     seed: int = 0,
-    latent_dim: int = 16,
-    phi: float = 0.05,
+    latent_dim: int = BCQNetworkParams.latent_dim,
+    phi: float = BCQNetworkParams.phi,
     **params,
 ) -> Algo:
     """The Algo ``name`` (ddpg, td3, bcq, reinforce) with fresh networks sized for ``env``.

@@ -5,7 +5,7 @@ Names are imported on first use (PEP 562): importing the package loads neither M
 ``python -m spark_recs.serving.isolated`` does not import the module it runs twice.
 """
 
-import importlib
+from spark_recs.core.exports import lazy_exports
 
 _MODULES = {
     "references": (
@@ -21,11 +21,4 @@ _MODULES = {
     "registry": ("Registration", "log_and_register", "log_model"),
     "pyfunc": ("SparkRecsPyfunc",),
 }
-_HOME = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)
