@@ -57,13 +57,13 @@ from spark_recs.rl.holdout import (  # noqa: E402
 from spark_recs.rl.training import (  # noqa: E402
     build_algorithm,
     feature_embeddings,
-    holdout_metrics,
     policy_nets,
     train_policy,
     train_supervised_actor,
     unit_rms,
 )
 from spark_recs.runtime import get_spark  # noqa: E402
+from spark_recs.tasks.rl import holdout_metrics  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 METRICS = ("hr@10", "ndcg_log2p1@10", "mrr", "coverage@10")

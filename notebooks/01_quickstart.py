@@ -23,7 +23,7 @@ dbutils.widgets.text("output", "", "Output folder (empty: work dir)")
 
 # MAGIC %md
 # MAGIC ## Configuration
-# MAGIC `conf/demo.yaml` holds every setting (defaults and rules: `DEMO_SCHEMA` in `spark_recs/config.py`);
+# MAGIC `conf/demo.yaml` holds every setting (defaults and rules: `DemoConfig` in `spark_recs/tasks/demo.py`);
 # MAGIC the widgets override it, as `--set section.key=value` does on the command line.
 
 # COMMAND ----------
@@ -31,8 +31,8 @@ dbutils.widgets.text("output", "", "Output folder (empty: work dir)")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from spark_recs.config import load_config
-from spark_recs.pipeline import demo, override
+from spark_recs import tasks
+from spark_recs.config import load_config, override
 from spark_recs.runtime import get_spark
 
 spark = get_spark()
@@ -61,7 +61,7 @@ display(
 
 # COMMAND ----------
 
-result = demo(spark, config)
+result = tasks.run("demo", spark, config)
 
 # COMMAND ----------
 
@@ -72,9 +72,9 @@ result = demo(spark, config)
 
 # COMMAND ----------
 
-display(pd.DataFrame([result["metrics"]]))
-display(pd.DataFrame(sorted(result["counts"].items()), columns=["count", "rows"]))
-print(f"MLflow run {result['run_id']} in {result['tracking_uri']}")
+display(pd.DataFrame([result.metrics]))
+display(pd.DataFrame(sorted(result.counts.items()), columns=["count", "rows"]))
+print(f"MLflow run {result.run_id} in {result.tracking_uri}")
 
 # COMMAND ----------
 
@@ -85,7 +85,7 @@ print(f"MLflow run {result['run_id']} in {result['tracking_uri']}")
 
 # COMMAND ----------
 
-recs = spark.read.format(result["format"]).load(f"{result['output']}/recommendations")
+recs = spark.read.format(result.format).load(f"{result.output}/recommendations")
 display(recs.orderBy(config["data"]["session_key"], "position", "rank").limit(20))
 top = recs.where("rank = 1").groupBy("item").count().orderBy("count", ascending=False).limit(10).toPandas()
 fig, ax = plt.subplots(figsize=(7, 3))

@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # GRU4Rec: prepare, train, evaluate
 # MAGIC
-# MAGIC The pipeline's session steps, as the bundle's job runs them: validate a `SessionId, ItemId, Time` log
+# MAGIC The steps of the GRU4Rec task (`spark_recs.tasks.gru4rec`), as the bundle's job runs them: validate a `SessionId, ItemId, Time` log
 # MAGIC and split whole sessions by time (`spark-recs prepare`), train GRU4Rec with per-epoch validation and
 # MAGIC register it in MLflow (`spark-recs train`), and measure Recall@N / MRR@N on the test sessions
 # MAGIC (`spark-recs evaluate`). The config is GRU4Rec's own schema (`conf/example.yaml`).
@@ -31,7 +31,7 @@ dbutils.widgets.text("alias", "challenger", "Alias of the new version")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from spark_recs import pipeline
+from spark_recs import tasks
 from spark_recs.config import load_config
 from spark_recs.runtime import get_spark
 
@@ -55,7 +55,7 @@ display(
 
 # COMMAND ----------
 
-prepared = pipeline.prepare(spark, config, widget("input"), widget("prepared"))
+prepared = tasks.run("prepare", spark, config, widget("input"), widget("prepared"))
 display(pd.DataFrame([prepared.counts]))
 
 # COMMAND ----------
@@ -67,7 +67,8 @@ display(pd.DataFrame([prepared.counts]))
 
 # COMMAND ----------
 
-trained = pipeline.train(
+trained = tasks.run(
+    "train",
     spark,
     config,
     widget("prepared"),
@@ -94,10 +95,10 @@ print(f"model: {trained.model_uri} (MLflow run {trained.run_id})")
 
 # COMMAND ----------
 
-evaluation = pipeline.evaluate(
-    spark, config, widget("prepared"), trained.model_uri, experiment=widget("experiment")
+evaluation = tasks.run(
+    "evaluate", spark, config, widget("prepared"), trained.model_uri, experiment=widget("experiment")
 )
-display(pd.DataFrame([evaluation["metrics"] | evaluation["counts"]]))
+display(pd.DataFrame([evaluation.metrics | evaluation.counts]))
 
 # COMMAND ----------
 

@@ -31,7 +31,7 @@ dbutils.widgets.text("users", "1, 2, 3, 4, 5", "Users to show recommendations fo
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from spark_recs import batch, pipeline
+from spark_recs import batch, tasks
 from spark_recs.config import load_config
 from spark_recs.runtime import get_spark
 
@@ -47,11 +47,12 @@ display(pd.DataFrame([(s, k, v) for s, keys in config.items() if isinstance(keys
 # MAGIC %md
 # MAGIC ## Train, evaluate on the holdout, register
 # MAGIC One MLflow run: the config as params, per-update and per-epoch losses as step metrics, the holdout's
-# MAGIC HR@k / nDCG@k / MRR / coverage, the item embeddings (Parquet) and the registered recommender.
+# MAGIC HR@k / nDCG@k (the log2(rank + 1) discount) / MRR / coverage, the item embeddings (Parquet) and the
+# MAGIC registered recommender.
 
 # COMMAND ----------
 
-trained = pipeline.train(spark, config, register_as=widget("registered_model"))
+trained = tasks.run("train", spark, config, register_as=widget("registered_model"))
 display(trained.evaluation if trained.evaluation is not None else pd.DataFrame())
 print(f"MLflow run {trained.run_id}; model {trained.model_uri}")
 

@@ -27,15 +27,16 @@ dbutils.widgets.text("runs", "", "Only these RunIds (space separated; empty: all
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from spark_recs import pipeline
-from spark_recs.config import load_config
+from spark_recs import tasks
+from spark_recs.config import load_config, override
 from spark_recs.runtime import get_spark
+from spark_recs.tasks.multieval import multieval_summary
 
 spark = get_spark()
 widget = dbutils.widgets.get
 overrides = [item.strip() for item in widget("overrides").split(";") if item.strip()]
 if widget("ratings"):
-    overrides.append(pipeline.override("data.ratings", widget("ratings")))
+    overrides.append(override("data.ratings", widget("ratings")))
 config = load_config(widget("config"), overrides, schema="multieval")
 display(pd.DataFrame(config["algorithms"]))
 
@@ -48,7 +49,7 @@ display(pd.DataFrame(config["algorithms"]))
 # COMMAND ----------
 
 runs = [int(r) for r in widget("runs").split()] or None
-results = pipeline.multieval(spark, config, runs=runs)
+results = tasks.run("multieval", spark, config, runs=runs)
 display(results)
 
 # COMMAND ----------
@@ -59,7 +60,7 @@ display(results)
 
 # COMMAND ----------
 
-summary = pipeline.multieval_summary(results)
+summary = multieval_summary(results)
 display(summary.reset_index())
 metrics = [c for c in summary.columns if c not in ("TrainTime", "RecTime")]
 fig, axes = plt.subplots(1, len(metrics), figsize=(3 * len(metrics), 3), squeeze=False)

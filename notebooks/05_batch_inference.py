@@ -29,14 +29,14 @@ dbutils.widgets.text("model_dir", "", "Model folder for Spark Connect workers (e
 import matplotlib.pyplot as plt
 from pyspark.sql import functions as F
 
-from spark_recs import pipeline
 from spark_recs.config import load_config
 from spark_recs.runtime import get_spark
+from spark_recs.tasks.scoring import recommend
 
 spark = get_spark()
 widget = dbutils.widgets.get
 config = load_config(widget("config"), schema="gru4rec")
-recs = pipeline.recommend(
+recs = recommend(
     spark,
     widget("model"),
     widget("input"),

@@ -26,7 +26,7 @@ from pyspark.sql.types import DoubleType, StructField, StructType
 
 from spark_recs.data.io import read_table, write_table
 from spark_recs.data.schema import require_columns
-from spark_recs.models.base import Recommender
+from spark_recs.models.base import Recommender, item_indices
 from spark_recs.models.topn import recommend_frame, top_k
 from spark_recs.models.vocabulary import Vocabulary
 from spark_recs.runtime import get_spark
@@ -367,10 +367,10 @@ def _report_skipped_sessions(events: DataFrame, session_key: str, item_key: str,
 def _score_sessions(
     model, frame, session_key, item_key, n, every_prefix, batch_size
 ) -> Iterator[pd.DataFrame]:
+    """Top-``n`` rows per session of ``frame`` (its events in order), events on unknown items skipped."""
     vocabulary = getattr(model, "item_vocab", None)
-    if vocabulary is not None and not frame.empty:
-        indices = vocabulary.indices(frame[item_key].to_numpy())
-        frame = frame.assign(**{item_key: indices})[indices >= 0]
+    indices = item_indices(model, frame[item_key].to_numpy())
+    frame = frame.assign(**{item_key: indices})[indices >= 0]
     if frame.empty:
         return
     sessions = frame[session_key].to_numpy()

@@ -1,4 +1,4 @@
-"""The ``spark-recs`` command: one subcommand per step of :mod:`spark_recs.pipeline`.
+"""The ``spark-recs`` command: one subcommand per step of the tasks in :mod:`spark_recs.tasks`.
 
 The same parser serves the console scripts (``spark-recs train ...`` or ``spark-recs-train ...``, the
 entry points of the Databricks bundle's wheel tasks) and the spark-submit jobs in ``jobs/``.
@@ -17,7 +17,7 @@ from pyspark.errors import AnalysisException
 from spark_recs.data.schema import SchemaError
 from spark_recs.runtime import default_tracking_uri, get_spark
 
-CONFIG_HELP = "YAML config (see conf/; defaults and rules: spark_recs/config.py)"
+CONFIG_HELP = "YAML config (see conf/; defaults and rules: the schema() of spark_recs/tasks/<kind>.py)"
 SET_HELP = "override a config value, e.g. --set model.n_epochs=2 (repeatable; the value is YAML)"
 SEP_HELP = "separator of a CSV/TSV --input (default: from the suffix or the header line), e.g. ';'"
 TRACKING_HELP = "MLflow tracking URI (default $MLFLOW_TRACKING_URI, Databricks, or sqlite in .spark_recs)"
@@ -59,9 +59,9 @@ def _mlflow_command() -> str:
 
 
 def _demo_help(field: str) -> str:
-    """The help of a demo flag: the doc and default :class:`~spark_recs.demo.DemoConfig` declares."""
+    """The help of a demo flag: the doc and default :class:`~spark_recs.tasks.demo.DemoConfig` declares."""
     from spark_recs.core.params import declarations
-    from spark_recs.demo import DemoConfig
+    from spark_recs.tasks.demo import DemoConfig
 
     declared = declarations(DemoConfig)[field]
     if declared.default is None:
@@ -71,7 +71,9 @@ def _demo_help(field: str) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_source, demo, override
+    from spark_recs.config import override
+    from spark_recs.data.sources import check_source
+    from spark_recs.tasks import run
 
     flags = {
         "data.sessions": args.sessions,
@@ -88,20 +90,21 @@ def _demo(args: argparse.Namespace) -> int:
     for key in ("sessions", "ratings"):
         if config["data"][key]:
             check_source(config["data"][key], f"data.{key}")
-    result = demo(get_spark(args.remote), config)
-    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items() if k != "n_targets")
-    print(f"Popular on {result['metrics']['n_targets']:,.0f} next-item targets: {metrics}")
-    print(f"Recommendations and rejected rows ({result['format']}): {result['output']}")
-    _print_store(result["tracking_uri"], result["run_id"])
+    result = run("demo", get_spark(args.remote), config)
+    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result.metrics.items() if k != "n_targets")
+    print(f"Popular on {result.metrics['n_targets']:,.0f} next-item targets: {metrics}")
+    print(f"Recommendations and rejected rows ({result.format}): {result.output}")
+    _print_store(result.tracking_uri, result.run_id)
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_source, prepare
+    from spark_recs.data.sources import check_source
+    from spark_recs.tasks import run
 
     config = _config(args, "gru4rec")
     check_source(args.input, "--input")
-    result = prepare(get_spark(args.remote), config, args.input, args.output, sep=args.sep)
+    result = run("prepare", get_spark(args.remote), config, args.input, args.output, sep=args.sep)
     print(result.summary())
     for part, table in result.tables.items():
         print(f"  {part}: {table}")
@@ -109,12 +112,18 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_prepared, train
+    from spark_recs.tasks import run, task
+    from spark_recs.tasks.base import no_prepared_input
+    from spark_recs.tasks.gru4rec import check_prepared
 
     config = _config(args, None)
+    task(config["kind"]).step("train")  # a kind without a train step fails before Spark starts
     if config["kind"] == "gru4rec":
         check_prepared(args.input, "train")
-    result = train(
+    else:
+        no_prepared_input(config["kind"], args.input)
+    result = run(
+        "train",
         get_spark(args.remote),
         config,
         args.input,
@@ -133,13 +142,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_prepared, evaluate, evaluated_model
     from spark_recs.serving.references import check_model
+    from spark_recs.tasks import run
+    from spark_recs.tasks.gru4rec import check_prepared, evaluated_model
 
     config = _config(args, "gru4rec")
     check_prepared(args.input, "test")
     check_model(evaluated_model(config, args.model))
-    result = evaluate(
+    result = run(
+        "evaluate",
         get_spark(args.remote),
         config,
         args.input,
@@ -148,17 +159,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         model_dir=args.model_dir,
     )
-    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result["metrics"].items())
-    print(f"{metrics} on {result['counts']['n_predictions']:,} next-item predictions")
+    metrics = ", ".join(f"{k} = {v:.4f}" for k, v in result.metrics.items())
+    print(f"{metrics} on {result.counts['n_predictions']:,} next-item predictions")
     print(f"experiment {args.experiment!r}")
-    _print_store(args.tracking_uri, result["run_id"])
+    _print_store(args.tracking_uri, result.run_id)
     return 0
 
 
 def _show(frame, args: argparse.Namespace, what: str) -> None:
     """The count written to ``--output``, else the first rows (none at all is an error)."""
-    from spark_recs.pipeline import no_rows
     from spark_recs.serving.references import URI
+    from spark_recs.tasks.scoring import no_rows
 
     if args.output:
         print(f"{frame.count():,} {what} written to {args.output}")
@@ -172,8 +183,9 @@ def _show(frame, args: argparse.Namespace, what: str) -> None:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_source, recommend
+    from spark_recs.data.sources import check_source
     from spark_recs.serving.references import check_model
+    from spark_recs.tasks.scoring import recommend
 
     config = _config(args, "gru4rec") if args.config or args.set else None
     check_model(args.model)
@@ -196,8 +208,9 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_source, predict
+    from spark_recs.data.sources import check_source
     from spark_recs.serving.references import check_model
+    from spark_recs.tasks.scoring import predict
 
     check_model(args.model)
     check_source(args.input, "--input")
@@ -217,11 +230,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _multieval(args: argparse.Namespace) -> int:
-    from spark_recs.pipeline import check_source, multieval, multieval_path, multieval_summary
+    from spark_recs.data.sources import check_source
+    from spark_recs.tasks import run
+    from spark_recs.tasks.multieval import multieval_path, multieval_summary
 
     config = _config(args, "multieval")
     check_source(config["data"]["ratings"], "data.ratings")
-    results = multieval(get_spark(args.remote), config, runs=args.runs, tracking_uri=args.tracking_uri)
+    results = run("multieval", get_spark(args.remote), config, runs=args.runs, tracking_uri=args.tracking_uri)
     print(multieval_summary(results).to_string())
     experiment = config["evaluation"]["experiment"]
     print(f"runs table: {Path(multieval_path(config)) / 'runs.csv'}; MLflow experiment {experiment!r}")

@@ -16,6 +16,7 @@ from spark_recs.models.gru4rec import GRU4Rec
 from spark_recs.models.knn import ItemKNN
 from spark_recs.models.mf import BiasedMF, ImplicitMF
 from spark_recs.models.popular import Popular
+from spark_recs.models.serving import input_example, serve
 from spark_recs.models.topn import top_k
 from spark_recs.serving.registry import log_model
 from spark_recs.tracking import tracked_run
@@ -253,6 +254,45 @@ def test_sessions_are_never_split_across_arrow_batches(spark):
     # The top item after each event is that event's successor: only true if the worker saw the right prefix.
     assert (merged["item"] == (merged["ItemId"] + 1) % 12).all()
     assert np.allclose(merged["score"], np.where(merged["ItemId"] == 11, 1.0, 2.0))
+
+
+@pytest.mark.parametrize("every_prefix", [False, True])
+def test_a_dense_index_model_skips_events_outside_its_items(any_spark, caplog, every_prefix):
+    # Item i is followed by i + 1 (mod 3), twice each; the model knows items 0, 1 and 2 only.
+    model = ItemCoOccurrence().fit(np.zeros(7, dtype=int), np.array([0, 1, 2, 0, 1, 2, 0]), n_items=3)
+    sessions = {"a": [1, 3, -1], "b": [7], "c": [0, None, 2, 9]}
+    rows = [(s, item, float(t)) for s, items in sessions.items() for t, item in enumerate(items)]
+    events = any_spark.createDataFrame(
+        pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]).astype({"ItemId": "Int64"})
+    )
+    with caplog.at_level(logging.WARNING, logger="spark_recs.batch"):
+        got = batch.recommend_sessions(model, events, 2, every_prefix).toPandas()
+    assert "1 of 3 sessions skipped" in caplog.text and "5 events on unknown items ignored" in caplog.text
+    # In-process: the session's known items only, positions counting those.
+    expected = []
+    for session, known in {"a": [1], "c": [0, 2]}.items():
+        for position in range(1, len(known) + 1) if every_prefix else [len(known)]:
+            top, scores = top_k(model.score_sessions([np.array(known[:position])]), 2)
+            for rank, (item, score) in enumerate(zip(top[0].tolist(), scores[0].tolist()), 1):
+                expected.append((session, position, rank, item, score))
+    expected = pd.DataFrame(expected, columns=["SessionId", "position", "rank", "item", "score"])
+    keys = ["SessionId", "position", "rank"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(keys).reset_index(drop=True), expected, check_dtype=False, check_exact=True
+    )
+    # Independently: the top item after each known event is its successor.
+    firsts = got[got["rank"] == 1].sort_values(["SessionId", "position"])
+    assert firsts["item"].tolist() == ([2, 1, 0] if every_prefix else [2, 0])
+    if not every_prefix:  # the MLflow pyfunc's serve() skips the same events and answers the same lists
+        frame = pd.DataFrame(rows, columns=["session", "item", "Time"]).astype({"item": "Int64"})
+        served = serve(model, frame, 2)
+        last = got.drop(columns="position").rename(columns={"SessionId": "session"})
+        pd.testing.assert_frame_equal(
+            served.sort_values(["session", "rank"]).reset_index(drop=True),
+            last.sort_values(["session", "rank"]).reset_index(drop=True),
+            check_dtype=False,
+        )
+        assert input_example(model)["item"].tolist() == [0, 1]
 
 
 @pytest.fixture(scope="module")

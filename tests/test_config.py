@@ -57,8 +57,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_multieval_config_builds_every_algorithm():
-    from spark_recs.config import build_algorithms
     from spark_recs.models.knn import ItemKNN
+    from spark_recs.tasks.multieval import build_algorithms
 
     config = load_config(CONF / "multieval-ml-latest-small.yaml", ["split.partitions=2"], schema="multieval")
     assert config["split"]["partitions"] == 2 and config["evaluation"]["recommend"] == 100
@@ -204,8 +204,8 @@ def test_the_example_config_is_the_readme_schema_and_keeps_its_values():
 
 
 def test_demo_and_rl_sections_are_the_declared_parameters():
-    from spark_recs.demo import DemoConfig
     from spark_recs.rl.algos import BCQ, DDPG, TD3, BCQNetworkParams, Reinforce
+    from spark_recs.tasks.demo import DemoConfig
 
     demo = defaults("demo")
     fields = DemoConfig()

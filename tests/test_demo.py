@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from spark_recs.cli import main
-from spark_recs.demo import DemoConfig, run_demo
+from spark_recs.tasks.demo import DemoConfig, run_demo
 
 
 @pytest.mark.slow
@@ -51,7 +51,7 @@ def test_demo_gives_the_same_numbers_on_classic_and_connect_run_after_run(
             n_events=20_000, n_items=200, output=str(tmp_path / name), tracking_uri=mlflow_uri
         )
         result = run_demo(session, config)
-        return {"metrics": result["metrics"], "counts": result["counts"]}
+        return {"metrics": result.metrics, "counts": result.counts}
 
     on_connect = [demo(connect_spark, "connect-1"), demo(connect_spark, "connect-2")]
     monkeypatch.delenv("SPARK_CONNECT_MODE_ENABLED")

@@ -83,9 +83,9 @@ def test_quickstart_runs_the_demo(spark, mlflow_uri, tmp_path, monkeypatch):
         monkeypatch,
     )
     result = ns["result"]
-    assert result["counts"]["rows_in"] == 20000
-    assert 0 < result["metrics"]["mrr@20"] <= result["metrics"]["recall@20"] <= 1
-    assert mlflow.get_run(result["run_id"]).data.params["model"] == "Popular"
+    assert result.counts["rows_in"] == 20000
+    assert 0 < result.metrics["mrr@20"] <= result.metrics["recall@20"] <= 1
+    assert mlflow.get_run(result.run_id).data.params["model"] == "Popular"
     shown = ns["_displayed"]
     assert any(isinstance(s, pd.DataFrame) and "recall@20" in s.columns for s in shown)
     assert type(shown[-1]).__name__ == "Figure"
@@ -110,7 +110,7 @@ def test_gru4rec_then_batch_inference(gru4rec_notebook, monkeypatch):
     assert counts["train"] + counts["valid"] + counts["test"] == counts["accepted"] == 13568
     assert list(ns["trained"].history["epoch"]) == [1, 2]
     assert ns["trained"].model_uri == "models:/nb-gru4rec@challenger"
-    metrics = ns["evaluation"]["metrics"]
+    metrics = ns["evaluation"].metrics
     assert 0 < metrics["mrr@20"] <= metrics["recall@20"] <= 1
     assert (
         mlflow.MlflowClient().get_model_version_by_alias("nb-gru4rec", "challenger").run_id

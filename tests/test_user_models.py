@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from spark_recs import batch
-from spark_recs.config import ConfigError, build_algorithms
+from spark_recs.config import ConfigError
 from spark_recs.models.base import Model
 from spark_recs.models.popular import Popular
+from spark_recs.tasks.multieval import build_algorithms
 
 RATINGS = pd.DataFrame({"user": [7, 7, 3, 3, 3, 9], "item": [30, 10, 30, 20, 10, 30]})
 MODULE = """

@@ -42,7 +42,10 @@ class Rule:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[str, ...] = ()
+    #: Also (or, with ``kind`` list, only) a non-empty list, each item allowed by this rule.
     items: Rule | None = None
+    #: With ``items``: the number of items a list must have.
+    length: int | None = None
     nullable: bool = False
     #: An input location: a relative path written in a config file is relative to that file.
     source: bool = False
@@ -51,9 +54,9 @@ class Rule:
         """Raise a one-line :class:`ConfigError` naming ``key`` unless ``value`` is allowed."""
         if value is None and self.nullable:
             return
-        if self.items is not None:
-            if not isinstance(value, list) or not value:
-                raise ConfigError(f"{key} must be a non-empty list, got {value!r}")
+        if self.items is not None and isinstance(value, list):
+            if not value or self.length not in (None, len(value)):
+                raise ConfigError(f"{key} must be {self.describe()}, got {value!r}")
             for i, item in enumerate(value):
                 self.items.check(f"{key}[{i}]", item)
             return
@@ -81,19 +84,19 @@ class Rule:
 
     def describe(self) -> str:
         """The allowed values in words, e.g. ``an integer in [1, inf) or null``."""
+        parts = []
+        for kind in self._kinds:
+            if kind is int and float in self._kinds or kind is list and self.items is not None:
+                continue  # "a number" or the list's text says it
+            if kind is str and self.choices:
+                parts.append(f"one of {list(self.choices)}")
+                continue
+            ranged = kind in (int, float) and (self.low is not None or self.high is not None)
+            parts.append(_KIND_NAMES[kind] + (f" in {self.range_text()}" if ranged else ""))
         if self.items is not None:
-            text = f"a non-empty list, each {self.items.describe()}"
-        else:
-            parts = []
-            for kind in self._kinds:
-                if kind is int and float in self._kinds:
-                    continue  # "a number" says it
-                if kind is str and self.choices:
-                    parts.append(f"one of {list(self.choices)}")
-                    continue
-                ranged = kind in (int, float) and (self.low is not None or self.high is not None)
-                parts.append(_KIND_NAMES[kind] + (f" in {self.range_text()}" if ranged else ""))
-            text = " or ".join(parts)
+            size = "a non-empty list" if self.length is None else f"a list of {self.length}"
+            parts.append(f"{size}, each {self.items.describe()}")
+        text = " or ".join(parts)
         return f"{text} or null" if self.nullable else text
 
 
@@ -149,12 +152,14 @@ def check_params(declared: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: copy.deepcopy(p.default) for name, p in params.items()} | dict(values)
 
 
-def signature(declared: Any) -> inspect.Signature:
-    """``(self, *, name: type = default, ...)``: a constructor signature taking the declared parameters."""
+def signature(declared: Any, *, positional: bool = False) -> inspect.Signature:
+    """``(self, *, name: type = default, ...)``: a constructor signature taking the declared parameters
+    (``positional``: also by position, in declaration order, as LensKit's ``BiasedMF(50)``)."""
     target = declared if dataclasses.is_dataclass(declared) else declared.Params
     params = declarations(target)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if positional else inspect.Parameter.KEYWORD_ONLY
     fields = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=params[p.name].default)
+        p.replace(kind=kind, default=params[p.name].default)
         for p in inspect.signature(target).parameters.values()
     ]
     return inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *fields])

@@ -12,29 +12,17 @@ a lower column index, the tie modes (:data:`TIE_MODES`) are:
 
 A target without a score (NaN) or excluded (``-inf``) gets rank ``inf``: a miss at every cut-off.
 
-**Metrics** of one ranked list ``L`` against its test items ``T``, from the list's statistics at cut-off
-``k`` (``L_k`` = the rows of rank <= k; no ``k``: the whole list): ``hits`` = |L_k ∩ T|, ``first`` = the rank
-of the first hit in ``L_k`` (missing without one), ``dcg`` = the sum over the hits of ``gain / discount(rank)``
-and ``ideal`` = the same sum over T's gains sorted descending, at positions 1, 2, ... <= k:
-
-- ``precision@k`` = hits / k; without k: hits / |L| (0 for an empty list)
-- ``recall@k`` = hits / min(|T|, k); without k: hits / |T|
-- ``hit@k`` = 1 if hits > 0, else 0
-- ``recip_rank@k`` = 1 / first, 0 without a hit (its mean over lists is MRR)
-- nDCG = dcg / ideal (0 when ideal is 0), under two names for its two discounts (:data:`DISCOUNTS`):
-  ``ndcg`` with LensKit's ``max(1, log2 rank)`` (ranks 1 and 2 weigh the same; what ``RecListAnalysis`` and
-  MultiEval report, LensKit-exact), ``ndcg_log2p1`` with the textbook ``log2(rank + 1)``
-
-With one test item per list (next-item targets) recall@k = hit@k and both ideal DCGs are 1:
-:class:`RankCounts` gives these means over all targets from exact integer counts per rank.
+**Metrics** of one ranked list ``L`` against its test items ``T`` at cut-off ``k`` (``L_k`` = the rows of
+rank <= k; no ``k``: the whole list): ``hits`` = |L_k ∩ T|, ``first`` = the rank of the first hit in ``L_k``,
+``dcg`` = the sum over the hits of ``gain / discount(rank)`` and ``ideal`` = the same sum over T's gains
+sorted descending, at positions 1, 2, ... <= k. nDCG = dcg / ideal has two names for its two discounts
+(:data:`DISCOUNTS`): ``ndcg`` with LensKit's ``max(1, log2 rank)`` (ranks 1 and 2 weigh the same; what
+``RecListAnalysis`` and MultiEval report) and ``ndcg_log2p1`` with the textbook ``log2(rank + 1)``. With one
+test item per list (next-item targets) recall@k = hit@k and both ideal DCGs are 1: :class:`RankCounts`.
 
 The metric functions work on NumPy arrays and scalars (:data:`NUMPY`, the default) and on any other column
 type given its :class:`Ops` (Spark columns: :data:`spark_recs.evaluation.accuracy.SPARK`), so the pandas and
 Spark top-N evaluations share one formula per metric.
-
-**Sessions** (:func:`session_rank_counts`): for every event of every test session but its last (time order,
-ties by item id), a session model scores all its items after the session's events so far, and the next
-event's item is the target. Test events on items the model does not know are dropped first (and counted).
 """
 
 from __future__ import annotations
@@ -56,6 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def check_tie_mode(mode: str) -> None:
+    """Raise ``ValueError`` unless ``mode`` is one of :data:`TIE_MODES`."""
     if mode not in TIE_MODES:
         raise ValueError(f"unknown rank mode {mode!r}; expected one of {TIE_MODES}")
 
@@ -118,18 +107,12 @@ def _quiet(function):
 NUMPY = Ops(np.where, _quiet(np.divide), np.minimum, np.maximum, _quiet(np.log2), np.isnan)
 
 
-def lenskit_discount(ranks, ops: Ops = NUMPY):
-    """LensKit's nDCG discount ``max(1, log2 rank)`` (metric ``ndcg``)."""
-    return ops.maximum(ops.log2(ranks), 1.0)
-
-
-def log2p1_discount(ranks, ops: Ops = NUMPY):
-    """The textbook nDCG discount ``log2(rank + 1)`` (metric ``ndcg_log2p1``)."""
-    return ops.log2(ranks + 1)
-
-
-#: nDCG metric name -> its discount.
-DISCOUNTS = {"ndcg": lenskit_discount, "ndcg_log2p1": log2p1_discount}
+#: nDCG metric name -> its discount ``(ranks, ops)``: LensKit's ``max(1, log2 rank)``, the textbook
+#: ``log2(rank + 1)``.
+DISCOUNTS = {
+    "ndcg": lambda ranks, ops: ops.maximum(ops.log2(ranks), 1.0),
+    "ndcg_log2p1": lambda ranks, ops: ops.log2(ranks + 1),
+}
 
 
 def discounted(gains, ranks, metric: str = "ndcg", ops: Ops = NUMPY):
@@ -197,6 +180,7 @@ class RankCounts:
         return self
 
     def merge(self, other: RankCounts) -> RankCounts:
+        """The counts of both (a new object)."""
         if other.max_cutoff != self.max_cutoff:
             raise ValueError("cannot merge rank counts with different max_cutoff")
         return RankCounts(self.max_cutoff, self.counts + other.counts, self.n + other.n)
@@ -212,9 +196,10 @@ class RankCounts:
 
     def recall(self, cutoff: int) -> float:
         """recall@cutoff (= hit@cutoff with one target): the share of targets ranked within ``cutoff``."""
-        return self._mean(cutoff, lambda ranks: hit(np.ones_like(ranks)))
+        return self._mean(cutoff, np.ones_like)
 
     def mrr(self, cutoff: int) -> float:
+        """MRR@cutoff: the mean reciprocal rank, 0 beyond ``cutoff``."""
         return self._mean(cutoff, reciprocal_rank)
 
     def ndcg(self, cutoff: int, metric: str = "ndcg") -> float:
@@ -226,11 +211,25 @@ class RankCounts:
 # ---- next-item ranks of test sessions ------------------------------------------------------------------
 
 
-def _test_sessions(model, test_data: pd.DataFrame, session_key: str, item_key: str, time_key: str):
-    """Item indices and session offsets of ``test_data`` after dropping unknown items, and how many were dropped.
+def session_rank_counts(
+    model,
+    test_data: pd.DataFrame,
+    max_cutoff: int,
+    batch_size: int = 512,
+    mode: str = "conservative",
+    item_key: str = "ItemId",
+    session_key: str = "SessionId",
+    time_key: str = "Time",
+) -> tuple[RankCounts, int, int]:
+    """Next-item ranks of ``model`` on the sessions of ``test_data``: ``(RankCounts, n_sessions, n_dropped)``.
 
-    ``model`` maps raw ids to its item indices with ``item_indices`` (-1: unknown).
+    For every event of every test session but its last (time order, ties by item id), the model scores all
+    its items after the session's events so far and the next event's item is the target. Test events on
+    items the model does not know are dropped first (``n_dropped``); ``n_sessions`` counts the sessions with
+    at least one target. ``model`` has ``item_indices`` (-1: unknown) and ``next_item_scores(items, offsets,
+    batch_size)`` yielding ``(scores, targets)`` batches (GRU4Rec's).
     """
+    check_tie_mode(mode)
     missing = [c for c in (session_key, item_key, time_key) if c not in test_data.columns]
     if missing:
         raise ValueError(f"test data lacks column(s) {missing}; it has {list(test_data.columns)}")
@@ -246,28 +245,9 @@ def _test_sessions(model, test_data: pd.DataFrame, session_key: str, item_key: s
     data = data.sort_values([session_key, time_key, item_key])
     codes = pd.factorize(data[session_key].to_numpy())[0]
     offsets = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1, [len(codes)]]).astype(np.int64)
-    return data["_item"].to_numpy(np.int64), offsets, int((~known).sum())
-
-
-def session_rank_counts(
-    model,
-    test_data: pd.DataFrame,
-    max_cutoff: int,
-    batch_size: int = 512,
-    mode: str = "conservative",
-    item_key: str = "ItemId",
-    session_key: str = "SessionId",
-    time_key: str = "Time",
-) -> tuple[RankCounts, int, int]:
-    """Next-item ranks of ``model`` on the sessions of ``test_data``: ``(RankCounts, n_sessions, n_dropped)``.
-
-    ``model`` has ``item_indices`` and ``next_item_scores(items, offsets, batch_size)`` (GRU4Rec's), which
-    yields ``(scores, targets)`` batches; ``n_sessions`` counts the sessions with at least one target.
-    """
-    check_tie_mode(mode)
-    items, offsets, n_dropped = _test_sessions(model, test_data, session_key, item_key, time_key)
     counts = RankCounts(max_cutoff)
-    for scores, targets in model.next_item_scores(items, offsets, batch_size=batch_size):
+    batches = model.next_item_scores(data["_item"].to_numpy(np.int64), offsets, batch_size=batch_size)
+    for scores, targets in batches:
         counts.add(target_ranks(scores, targets, mode))
-    n_sessions = int((np.diff(offsets) > 1).sum()) if len(items) else 0
-    return counts, n_sessions, n_dropped
+    n_sessions = int((np.diff(offsets) > 1).sum())
+    return counts, n_sessions, int((~known).sum())

@@ -10,19 +10,13 @@ the truth after index alignment and silently skips NaN predictions in the mean; 
 **Top-N lists** (:class:`RecListAnalysis`, like LensKit's ``lenskit.topn.RecListAnalysis``). A list is
 ``rank, item`` rows sharing the group columns (``user``, and e.g. ``RunId``); rank 1 is the best. The
 order of a list is *always* its ``rank`` column, never the order rows arrive in (ties in scores do not
-matter; equal ranks are taken as given). The metrics (:data:`TOPN_METRICS`: ``precision``, ``recall``,
-``hit``, ``recip_rank``, ``ndcg`` with LensKit's discount max(1, log2 rank), ``ndcg_log2p1`` with log2(rank
-+ 1)) are defined in :mod:`spark_recs.core.ranking`, one formula each for pandas and Spark; ``@k`` cuts a
-list at rank k (precision divides by k even when the list is shorter). nDCG's gain is 1 (binary, the
-default) or a truth column (``gain="rating"``, missing gains count 0).
+matter; equal ranks are taken as given). The metrics (:data:`TOPN_METRICS`) are the formulas of
+:mod:`spark_recs.core.ranking`; ``@k`` cuts a list at rank k (precision divides by k even when the list is
+shorter). nDCG's gain is 1 (binary, the default) or a truth column (``gain="rating"``, missing gains count
+0). Truth should hold one row per (list, item); a duplicated recommended item counts once per row.
 
 Example: recs ``[5, 2, 7]``, test ``{2: 4.0, 9: 5.0}``: precision@10 = 0.1, recall@10 = 0.5,
 recip_rank = 0.5, binary nDCG = 0.5, graded nDCG = 4 / (5 + 4) = 4/9.
-
-Lists are computed over the *test* lists: with ``include_missing=True`` (the default) every test list
-has a row, and one with no recommendations scores 0 everywhere (``nrecs`` = 0); recommendation lists
-whose user has no test items are left out in both modes (LensKit, too, scores over test users).
-Truth should hold one row per (list, item); a duplicated recommended item counts once per row.
 
 The Spark versions use only DataFrame functions (joins, windows, aggregations: no UDF, no RDD, nothing
 collected but the final numbers), so they run on classic Spark and on Spark Connect alike. Their sums add
@@ -73,11 +67,25 @@ def _check_missing_mode(missing: str) -> None:
         raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
 
 
-def _missing_error(n_missing: int, n_rows: int) -> ValueError:
-    return ValueError(
-        f"{n_missing} of {n_rows} rows have a missing prediction or rating; "
-        "pass missing='ignore' to leave them out"
-    )
+def _left_out(n_missing: int, n_rows: int, missing: str) -> None:
+    """Raise (``missing="error"``) or log that ``n_missing`` of ``n_rows`` rows lack a prediction or rating."""
+    if n_missing and missing == "error":
+        raise ValueError(
+            f"{n_missing} of {n_rows} rows have a missing prediction or rating; "
+            "pass missing='ignore' to leave them out"
+        )
+    if n_missing:
+        log.info(
+            "ignoring %d rows with a missing prediction or rating (%d used)", n_missing, n_rows - n_missing
+        )
+
+
+def _usable(pred: np.ndarray, true: np.ndarray, missing: str) -> np.ndarray:
+    """The mask of the rows with both a prediction and a rating (the others: :func:`_left_out`)."""
+    _check_missing_mode(missing)
+    ok = ~(np.isnan(pred) | np.isnan(true))
+    _left_out(int((~ok).sum()), len(ok), missing)
+    return ok
 
 
 def _pairs(predictions, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -98,17 +106,11 @@ def _pairs(predictions, truth) -> tuple[np.ndarray, np.ndarray]:
     return pred, true
 
 
-def _errors(predictions, truth, missing: str) -> tuple[np.ndarray, int]:
-    """Prediction - truth for the usable rows, and how many rows were missing a side."""
-    _check_missing_mode(missing)
+def _errors(predictions, truth, missing: str) -> np.ndarray:
+    """Prediction - truth for the usable rows."""
     pred, true = _pairs(predictions, truth)
-    bad = np.isnan(pred) | np.isnan(true)
-    n_missing = int(bad.sum())
-    if n_missing:
-        if missing == "error":
-            raise _missing_error(n_missing, len(pred))
-        log.info("ignoring %d of %d rows with a missing prediction or rating", n_missing, len(pred))
-    return pred[~bad] - true[~bad], n_missing
+    ok = _usable(pred, true, missing)
+    return pred[ok] - true[ok]
 
 
 def rmse(predictions, truth=None, missing: str = "error") -> float:
@@ -117,13 +119,13 @@ def rmse(predictions, truth=None, missing: str = "error") -> float:
     ``predictions`` and ``truth`` are Series (aligned on their index, like LensKit) or equal-length arrays;
     without ``truth``, ``predictions`` is a DataFrame with ``prediction`` and ``rating`` columns.
     """
-    err, _ = _errors(predictions, truth, missing)
+    err = _errors(predictions, truth, missing)
     return float(np.sqrt(np.mean(np.square(err)))) if len(err) else float("nan")
 
 
 def mae(predictions, truth=None, missing: str = "error") -> float:
     """Mean absolute error; arguments as for :func:`rmse`."""
-    err, _ = _errors(predictions, truth, missing)
+    err = _errors(predictions, truth, missing)
     return float(np.mean(np.abs(err))) if len(err) else float("nan")
 
 
@@ -153,24 +155,13 @@ def user_metric(
     Missing rows are checked over the whole frame first (so the error counts them all); with
     ``missing="ignore"`` a user none of whose rows is usable is left out of the average.
     """
-    _check_missing_mode(missing)
-    pred = predictions[score_column].astype(np.float64)
-    true = predictions[rating_column].astype(np.float64)
-    bad = (pred.isna() | true.isna()).to_numpy()
-    if bad.any():
-        if missing == "error":
-            raise _missing_error(int(bad.sum()), len(predictions))
-        log.info("ignoring %d of %d rows with a missing prediction or rating", bad.sum(), len(predictions))
-    keep = ~bad
-    users = predictions[user_column].to_numpy()[keep]
-    err = (pred.to_numpy() - true.to_numpy())[keep]
     if metric is rmse or metric is mae:
-        frame = pd.DataFrame({"user": users, "v": np.square(err) if metric is rmse else np.abs(err)})
-        per_user = frame.groupby("user", sort=False)["v"].mean()
-        if metric is rmse:
-            per_user = np.sqrt(per_user)
-        return float(per_user.mean()) if len(per_user) else float("nan")
-    frame = pd.DataFrame({"user": users, "p": pred.to_numpy()[keep], "t": true.to_numpy()[keep]})
+        columns = {"prediction": score_column, "rating": rating_column, "user": user_column}
+        return prediction_metrics(predictions, **columns, missing=missing)[f"user_{metric.__name__}"]
+    pred = predictions[score_column].astype(np.float64).to_numpy()
+    true = predictions[rating_column].astype(np.float64).to_numpy()
+    ok = _usable(pred, true, missing)
+    frame = pd.DataFrame({"user": predictions[user_column].to_numpy()[ok], "p": pred[ok], "t": true[ok]})
     per_user = frame.groupby("user", sort=False).apply(
         lambda g: metric(g["p"].to_numpy(), g["t"].to_numpy()), include_groups=False
     )
@@ -193,16 +184,13 @@ def prediction_metrics(
     """
     _check_missing_mode(missing)
     if isinstance(df, pd.DataFrame):
-        pred = df[prediction].astype(np.float64)
-        true = df[rating].astype(np.float64)
-        bad = (pred.isna() | true.isna()).to_numpy()
-        n_missing = int(bad.sum())
-        if n_missing and missing == "error":
-            raise _missing_error(n_missing, len(df))
-        err = (pred.to_numpy() - true.to_numpy())[~bad]
-        frame = pd.DataFrame({"user": df[user].to_numpy()[~bad], "sq": np.square(err), "ab": np.abs(err)})
+        pred = df[prediction].astype(np.float64).to_numpy()
+        true = df[rating].astype(np.float64).to_numpy()
+        ok = _usable(pred, true, missing)
+        err = pred[ok] - true[ok]
+        frame = pd.DataFrame({"user": df[user].to_numpy()[ok], "sq": np.square(err), "ab": np.abs(err)})
         per_user = frame.groupby("user", sort=False).agg(sq=("sq", "mean"), ab=("ab", "mean"))
-        n_rows, n_users = len(err), len(per_user)
+        n_rows, n_missing, n_users = len(err), int((~ok).sum()), len(per_user)
         sums = (float(np.square(err).sum()), float(np.abs(err).sum()))
         user_means = (float(np.sqrt(per_user["sq"]).mean()), float(per_user["ab"].mean()))
     elif isinstance(df, SparkDataFrame):
@@ -225,18 +213,14 @@ def prediction_metrics(
             _ordered_mean(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
             _ordered_mean(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
         ).first()
-        n_missing = int(row["n_missing"] or 0)
-        if n_missing and missing == "error":
-            raise _missing_error(n_missing, int(row["n_rows"] or 0) + n_missing)
-        n_rows, n_users = int(row["n_rows"] or 0), int(row["n_users"])
+        n_rows, n_missing, n_users = int(row["n_rows"] or 0), int(row["n_missing"] or 0), int(row["n_users"])
+        _left_out(n_missing, n_rows + n_missing, missing)
         sums = (float(row["sse"] or 0.0), float(row["sae"] or 0.0))
         user_means = tuple(
             float("nan") if row[c] is None else float(row[c]) for c in ("user_rmse", "user_mae")
         )
     else:
         raise TypeError(f"expected a pandas or Spark DataFrame, got {type(df).__name__}")
-    if n_missing:
-        log.info("ignoring %d rows with a missing prediction or rating (%d used)", n_missing, n_rows)
     nan = float("nan")
     return {
         "rmse": float(np.sqrt(sums[0] / n_rows)) if n_rows else nan,
@@ -254,13 +238,6 @@ def prediction_metrics(
 # --------------------------------------------------------------------------------------------------
 
 
-def _list_ranks(recs: pd.DataFrame) -> np.ndarray:
-    """The ranks of one list's rows: its ``rank`` column, else the row order (1, 2, ...)."""
-    if "rank" in recs.columns:
-        return recs["rank"].to_numpy(dtype=np.float64)
-    return np.arange(1, len(recs) + 1, dtype=np.float64)
-
-
 def _truth_gains(truth, gain: str | None) -> pd.Series:
     """The test items of one list as a Series item -> gain (1 for binary relevance)."""
     if isinstance(truth, pd.Series):
@@ -276,9 +253,13 @@ def _truth_gains(truth, gain: str | None) -> pd.Series:
 
 
 def _hits(recs: pd.DataFrame, truth, k: int | None, gain: str | None = None):
-    """(ranks, gains) of one list's hits within the top ``k``."""
+    """The ranks and gains of one list's hits within the top ``k`` (ranks: the ``rank`` column, else the row
+    order), and the gains of all its test items."""
     gains = _truth_gains(truth, gain)
-    ranks = _list_ranks(recs)
+    if "rank" in recs.columns:
+        ranks = recs["rank"].to_numpy(dtype=np.float64)
+    else:
+        ranks = np.arange(1, len(recs) + 1, dtype=np.float64)
     found = recs["item"].isin(gains.index).to_numpy()
     if k is not None:
         found &= ranks <= k
@@ -365,7 +346,8 @@ class TopNMetric:
 class _Keys:
     rec: list[str]  # identifies a recommendation list: rec-only group columns, then the truth key
     truth: list[str]  # group columns that are also in the truth frame (identify a test list)
-    context: list[str]  # rec-only group columns + truth key columns shared by all users of a run
+    context: list[str]  # rec-only group columns + ``shared``: what a run pads its test lists within
+    shared: list[str]  # the truth key columns but the user's (``DataSet``, ``Partition``)
 
 
 def _stat(prefix: str, k: int | None, gain: str | None = None) -> str:
@@ -376,19 +358,9 @@ class RecListAnalysis:
     """Top-N metrics of many recommendation lists against their test items (LensKit's ``RecListAnalysis``).
 
     ``group_cols`` name the columns that identify one list, the user column included (e.g.
-    ``["RunId", "user"]``); by default every column of the recommendations except ``item``, ``rank``,
-    ``score``, ``rating`` and ``prediction``. The group columns found in the truth frame match a list to
-    its test items (e.g. ``user``, or ``DataSet, Partition, user``); the others (``RunId``) tell lists of
-    the same user apart.
-
-    With ``include_missing=True`` each combination of those other columns (each run) is filled out with
-    every test user: a test user without a list scores 0. When the truth frame also has context columns
-    besides ``user_column`` (``DataSet``, ``Partition``), a run is filled out only with the test users of
-    the contexts it has lists for (LensKit 0.14 pads each run with all test users).
-
-    :meth:`compute` returns one row per list: the ``group_cols``, ``nrecs`` (list length), ``ntruth``
-    (test items) and one column per metric (a pandas DataFrame for pandas input, a lazy Spark DataFrame
-    for Spark input). Unlike LensKit's, the pandas result is not indexed by the group columns.
+    ``["RunId", "user"]``); by default every column of the recommendations but :attr:`DEFAULT_SKIP_COLS`.
+    The group columns found in the truth frame match a list to its test items (e.g. ``user``, or
+    ``DataSet, Partition, user``); the others (``RunId``) tell lists of the same user apart.
     """
 
     DEFAULT_SKIP_COLS = ("item", "rank", "score", "rating", "prediction")
@@ -436,11 +408,13 @@ class RecListAnalysis:
 
     @property
     def metric_names(self) -> list[str]:
+        """The metric column names, in the order added."""
         return [m.name for m in self.metrics]
 
     # ---- shared planning ------------------------------------------------------------------------
 
     def _keys(self, rec_cols: Sequence[str], truth_cols: Sequence[str]) -> _Keys:
+        """The key columns of :meth:`compute` (see :class:`_Keys`), after checking the frames' columns."""
         if not self.metrics:
             raise ValueError("no metrics: call add_metric first")
         for col, where, cols in (
@@ -465,7 +439,8 @@ class RecListAnalysis:
             raise ValueError(f"none of the group columns {group} is in the truth frame; cannot match lists")
         only_recs = [c for c in group if c not in truth_cols]
         shared = [c for c in truth if c != self.user_column] if self.user_column in truth else []
-        return _Keys(rec=only_recs + truth, truth=truth, context=only_recs + shared if only_recs else [])
+        context = only_recs + shared if only_recs else []
+        return _Keys(rec=only_recs + truth, truth=truth, context=context, shared=shared)
 
     def _gains(self) -> list[str | None]:
         return list(dict.fromkeys(m.gain for m in self.metrics if m.kind in ranking.DISCOUNTS))
@@ -501,9 +476,13 @@ class RecListAnalysis:
         and the gain columns). Both pandas -> pandas; a Spark side -> Spark (a pandas side is converted
         with ``createDataFrame``).
 
+        Returns one row per list: the group columns, ``nrecs`` (list length), ``ntruth`` (test items) and one
+        column per metric (unlike LensKit's, a pandas result is not indexed by the group columns).
         ``include_missing=True`` (the default here; LensKit's is ``False``) gives every test list a row,
-        scoring 0 where there are no recommendations; ``False`` keeps only lists with both recommendations
-        and test items. Recommendation lists without test items are never scored.
+        scoring 0 where there are no recommendations: each combination of the rec-only group columns (each
+        run) is padded with the test users of the truth contexts (``DataSet``, ``Partition``) it has lists for
+        (LensKit 0.14 pads each run with all test users). ``False`` keeps only lists with both
+        recommendations and test items. Recommendation lists without test items are never scored.
         """
         is_spark = isinstance(recs, SparkDataFrame), isinstance(truth, SparkDataFrame)
         if any(is_spark):
@@ -560,35 +539,27 @@ class RecListAnalysis:
         )
         ranks = joined[rank].to_numpy(dtype=np.float64)
         found = joined["__hit"].notna().to_numpy()
-        parts = {"nrecs": ("__one", "sum")}
-        stats = joined[keys.rec].assign(__one=1)
+        stats = joined[keys.rec].assign(nrecs=1)
         for k in self._cuts():
             within = found if k is None else found & (ranks <= k)
             stats[_stat("hits", k)] = within.astype(np.int64)
             stats[_stat("first", k)] = np.where(within, ranks, np.nan)
-            parts[_stat("hits", k)] = (_stat("hits", k), "sum")
-            parts[_stat("first", k)] = (_stat("first", k), "min")
         for metric, k, g in self._ndcg_cuts():
             within = found if k is None else found & (ranks <= k)
             gains = np.ones(len(joined)) if g is None else joined[g].to_numpy(dtype=np.float64)
-            name = _stat(f"dcg_{metric}", k, g)
-            stats[name] = np.where(within, ranking.discounted(gains, ranks, metric), 0.0)
-            parts[name] = (name, "sum")
-        rec_stats = stats.groupby(keys.rec, sort=False).agg(**parts).reset_index()
+            stats[_stat(f"dcg_{metric}", k, g)] = np.where(
+                within, ranking.discounted(gains, ranks, metric), 0.0
+            )
+        how = {c: "min" if c.startswith("__first") else "sum" for c in stats.columns if c not in keys.rec}
+        rec_stats = stats.groupby(keys.rec, sort=False).agg(how).reset_index()
 
         if not include_missing:
             lists = rec_stats.merge(truth_stats, on=keys.truth, how="inner")
         else:
+            base = truth_stats
             if keys.context:
                 combos = recs[keys.context].drop_duplicates()
-                shared = [c for c in keys.context if c in keys.truth]
-                base = (
-                    combos.merge(truth_stats, on=shared, how="inner")
-                    if shared
-                    else combos.merge(truth_stats, how="cross")
-                )
-            else:
-                base = truth_stats
+                base = combos.merge(base, on=keys.shared) if keys.shared else combos.merge(base, how="cross")
             lists = base.merge(rec_stats, on=keys.rec, how="left")
         lists = lists.sort_values(keys.rec, kind="stable").reset_index(drop=True)
 
@@ -654,16 +625,10 @@ class RecListAnalysis:
         if not include_missing:
             lists = rec_stats.join(truth_stats, on=keys.truth, how="inner")
         else:
+            base = truth_stats
             if keys.context:
                 combos = recs.select(*keys.context).distinct()
-                shared = [c for c in keys.context if c in keys.truth]
-                base = (
-                    combos.join(truth_stats, on=shared, how="inner")
-                    if shared
-                    else combos.crossJoin(truth_stats)
-                )
-            else:
-                base = truth_stats
+                base = combos.join(base, on=keys.shared) if keys.shared else combos.crossJoin(base)
             lists = base.join(rec_stats, on=keys.rec, how="left")
 
         nrecs = F.coalesce(F.col("nrecs"), F.lit(0)).cast("long")

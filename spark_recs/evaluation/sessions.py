@@ -1,10 +1,6 @@
-"""Next-item evaluation of session models (GRU4Rec's ``batch_eval``): Recall@N and MRR@N, in process or
-sharded over Spark workers.
-
-The targets, their exact ranks (tie modes ``standard``, ``conservative``, ``median``, ``ordinal``) and the
-exact counts behind the metrics are those of :mod:`spark_recs.core.ranking`. Recall@N is the share of
-targets with rank <= N; MRR@N the mean of 1/rank, counting 0 when rank > N, averaged over all predictions
-(not per session).
+"""Next-item evaluation of session models (GRU4Rec's ``batch_eval``): Recall@N and MRR@N over all
+predictions (not per session), in process or sharded over Spark workers; the targets, their exact ranks
+(tie modes) and the counts behind the metrics are those of :mod:`spark_recs.core.ranking`.
 """
 
 from __future__ import annotations
@@ -36,17 +32,11 @@ class SessionEvaluation:
 def _spark_rank_counts(
     gru, test_data: SparkDataFrame, max_cutoff, batch_size, mode, item_key, session_key, time_key, model_dir
 ):
-    """:func:`~spark_recs.core.ranking.session_rank_counts` with the test sessions sharded over Spark workers
-    and the counts merged.
-
-    The model travels as in :mod:`spark_recs.transport` (on Spark Connect through a file in ``model_dir``);
-    each shard holds whole sessions, and integer counts merge exactly, so the result equals the
-    single-process one.
-    """
+    """:func:`~spark_recs.core.ranking.session_rank_counts` over shards of whole sessions on the Spark workers
+    (the model shipped by :func:`~spark_recs.serving.transport.ship`), the integer counts merged exactly."""
     spark = test_data.sparkSession
     load, threads = ship(gru, gru, spark, model_dir), task_threads(spark, None)
-    shards = int(test_data.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    columns = [session_key, item_key, time_key]
+    shards = int(spark.conf.get("spark.sql.shuffle.partitions"))
 
     def run(frames):
         frames = list(frames)  # an empty shard may deliver no batch at all (pysail)
@@ -58,16 +48,11 @@ def _spark_rank_counts(
             load(), frame, max_cutoff, batch_size, mode, item_key, session_key, time_key
         )
         yield pd.DataFrame(
-            {
-                "counts": [counts.counts.tolist()],
-                "n": [counts.n],
-                "sessions": [n_sessions],
-                "dropped": [n_dropped],
-            }
+            {"counts": [counts.counts.tolist()], "n": counts.n, "sessions": n_sessions, "dropped": n_dropped}
         )
 
     rows = (
-        test_data.select(*columns)
+        test_data.select(session_key, item_key, time_key)
         .repartition(shards, session_key)
         .mapInPandas(run, "counts array<long>, n long, sessions long, dropped long")
         .collect()
@@ -92,8 +77,8 @@ def evaluate_sessions(
 ) -> SessionEvaluation:
     """Next-item Recall@N and MRR@N of ``gru`` on ``test_data`` for each N in ``cutoff``, with the counts.
 
-    A Spark DataFrame is evaluated on the workers, sharded by session (see :func:`_spark_rank_counts`);
-    on Spark Connect ``model_dir`` is a folder the workers can read (default: the work dir).
+    A Spark DataFrame is evaluated on the workers, sharded by session; on Spark Connect ``model_dir`` is a
+    folder the workers can read (default: the work dir).
     """
     check_tie_mode(mode)
     cutoffs = [int(c) for c in cutoff]
@@ -111,16 +96,8 @@ def evaluate_sessions(
     )
 
 
-def batch_eval(
-    gru,
-    test_data: pd.DataFrame | SparkDataFrame,
-    cutoff=(20,),
-    batch_size: int = 512,
-    mode: str = "conservative",
-    item_key: str = "ItemId",
-    session_key: str = "SessionId",
-    time_key: str = "Time",
-) -> tuple[dict[int, float], dict[int, float]]:
-    """GRU4Rec's evaluator: ``(recall, mrr)``, two dicts keyed by cutoff (see ``evaluate_sessions``)."""
-    result = evaluate_sessions(gru, test_data, cutoff, batch_size, mode, item_key, session_key, time_key)
+def batch_eval(gru, test_data, *args, **kwargs) -> tuple[dict[int, float], dict[int, float]]:
+    """GRU4Rec's evaluator: ``(recall, mrr)``, two dicts keyed by cutoff, of :func:`evaluate_sessions` with
+    the same arguments."""
+    result = evaluate_sessions(gru, test_data, *args, **kwargs)
     return result.recall, result.mrr

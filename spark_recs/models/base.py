@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.params import check_params, declarations
 from .topn import recommend_frame
 from .vocabulary import Vocabulary
 
@@ -85,13 +86,43 @@ class Model:
         return {name: getattr(self, name) for name in names}
 
     def set_params(self, **params) -> Model:
-        """Set constructor parameters; unknown names are an error."""
-        valid = self.get_params()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}")
-            setattr(self, name, value)
+        """Set constructor parameters; unknown names are an error. A model declaring ``Params`` checks them
+        (:func:`~spark_recs.core.params.check_params`: a one-line ``ConfigError``, the model left as it was;
+        ones not set yet take their default) and keeps NumPy scalars as Python numbers, pairs as tuples."""
+        if not hasattr(self, "Params"):
+            valid = self.get_params()
+            for name, value in params.items():
+                if name not in valid:
+                    raise ValueError(
+                        f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
+                    )
+                setattr(self, name, value)
+            return self
+        declared = declarations(self)
+        current = {name: getattr(self, name) for name in declared if hasattr(self, name)}
+        checked = check_params(self, {name: _plain(value) for name, value in (current | params).items()})
+        for name, value in self._resolve_params(checked).items():
+            fixed = declared[name].rule.length is not None and isinstance(value, list)
+            setattr(self, name, tuple(value) if fixed else value)
         return self
+
+    def _init_params(self, args: tuple, params: dict) -> None:
+        """Set the declared parameters from a constructor's arguments: positional ones in declaration order
+        (LensKit's ``BiasedMF(50)``), then keywords."""
+        names = list(declarations(self))
+        if len(args) > len(names):
+            raise TypeError(
+                f"{type(self).__name__} takes at most {len(names)} positional parameters ({names})"
+            )
+        given = dict(zip(names, args))
+        if given.keys() & params.keys():
+            raise TypeError(f"{type(self).__name__} got {sorted(given.keys() & params.keys())} twice")
+        self.set_params(**given, **params)
+
+    def _resolve_params(self, params: dict) -> dict:
+        """The checked ``params`` as the model keeps them: a subclass fills in defaults that depend on
+        other parameters and checks parameters against each other here."""
+        return params
 
     def state(self) -> dict:
         raise NotImplementedError
@@ -139,6 +170,13 @@ class Model:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _plain(value):
+    """``value`` with NumPy scalars made Python numbers and tuples made lists, as a config holds them."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def write_file(content: dict, target) -> None:
@@ -212,6 +250,16 @@ def import_model_class(kind: str) -> type[Model]:
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise ValueError(f"model class {kind!r} does not name a spark_recs Model subclass")
     return cls
+
+
+def item_indices(model: Model, items: np.ndarray) -> np.ndarray:
+    """The model's index of each item, -1 for one it does not know: the vocabulary's index, or for a model
+    on dense indices (no ``item_vocab``) the item itself when in ``0..n_items-1``; a null item is unknown."""
+    vocabulary = getattr(model, "item_vocab", None)
+    if vocabulary is not None:
+        return vocabulary.indices(items)
+    index = pd.array(items, dtype="Int64").fillna(-1).to_numpy(dtype=np.int64)
+    return np.where((index >= 0) & (index < model.n_items), index, -1)
 
 
 def check_items(items: np.ndarray, what: str = "training data") -> np.ndarray:

@@ -11,32 +11,37 @@ like every :class:`~spark_recs.models.base.Recommender`.
 from __future__ import annotations
 
 import logging
-import numbers
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..core.params import NUMBER, Rule, help_text, param, signature
 from .base import Recommender
 
 log = logging.getLogger(__name__)
 
+#: A finite number >= 0.
+FINITE_NON_NEGATIVE = Rule(NUMBER, 0, math.inf, high_open=True)
+#: A finite number >= 0 for users and items alike, or a ``(user, item)`` pair of them.
+USER_ITEM_PAIR = Rule(NUMBER, 0, math.inf, high_open=True, items=FINITE_NON_NEGATIVE, length=2)
 
-def damping_pair(damping, name: str = "damping") -> tuple[float, float]:
-    """``(user_damping, item_damping)`` from a number or a pair (LensKit's convention), validated."""
-    if isinstance(damping, (tuple, list)):
-        if len(damping) != 2:
-            raise ValueError(
-                f"{name} must be a number or a (user_damping, item_damping) pair, got {damping!r}"
-            )
-        pair = tuple(damping)
-    else:
-        pair = (damping, damping)
-    for value in pair:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number or a pair of them, got {damping!r}")
-        if value < 0:
-            raise ValueError(f"{name} must be non-negative, got {damping!r}")
-    return float(pair[0]), float(pair[1])
+
+def user_item_pair(value) -> tuple[float, float]:
+    """``(user_value, item_value)`` of a :data:`USER_ITEM_PAIR` parameter (a number serves both)."""
+    return (float(value[0]), float(value[1])) if isinstance(value, (tuple, list)) else (float(value),) * 2
+
+
+@dataclass(frozen=True)
+class BiasParams:
+    """:class:`Bias`'s parameters, LensKit's defaults."""
+
+    items: bool = param(True, Rule(bool), "fit the item offsets b_i")
+    users: bool = param(True, Rule(bool), "fit the user offsets b_u")
+    damping: float | tuple[float, float] = param(
+        0.0, USER_ITEM_PAIR, "default (mean) ratings assumed a priori per user and per item"
+    )
 
 
 def bias_offsets(
@@ -52,9 +57,10 @@ def bias_offsets(
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(mu, user_offsets, item_offsets)`` in float64 for dense user/item indices (one entry per rating).
 
-    Disabled offsets are all zeros. With damping 0 the offsets are plain means of the residuals.
+    ``damping``: a number or a ``(user, item)`` pair. Disabled offsets are all zeros. With damping 0 the
+    offsets are plain means of the residuals.
     """
-    user_damping, item_damping = damping_pair(damping)
+    user_damping, item_damping = user_item_pair(damping)
     ratings = np.asarray(ratings, dtype=np.float64)
     mu = float(ratings.mean())
     residual = ratings - mu
@@ -71,35 +77,27 @@ def bias_offsets(
 
 
 class Bias(Recommender):
-    """User-item bias predictor: ``mu + b_i + b_u`` (LensKit's ``Bias(items, users, damping)``).
+    """User-item bias predictor: ``mu + b_i + b_u`` (LensKit's ``Bias(items, users, damping)``), with the
+    parameters of :class:`BiasParams` (``damping``: a number, or a ``(user, item)`` pair).
 
-    ``items``/``users``: whether to fit item and user offsets. ``damping``: a number, or a
-    ``(user_damping, item_damping)`` pair, of default (mean) ratings assumed a priori per user and item.
     ``fit(ratings)`` needs a ``rating`` column. Unknown users score ``mu + b_i``; unknown items
     ``mu + b_u``.
     """
 
+    Params = BiasParams
     predicts_ratings = True
 
-    def __init__(self, items: bool = True, users: bool = True, damping=0.0) -> None:
-        damping_pair(damping)
-        self.items = bool(items)
-        self.users = bool(users)
-        self.damping = tuple(damping) if isinstance(damping, (tuple, list)) else damping
+    def __init__(self, *args, **params) -> None:
+        self._init_params(args, params)
         self.mean: torch.Tensor | None = None
         self.user_offsets: torch.Tensor | None = None
         self.item_offsets: torch.Tensor | None = None
 
-    def set_params(self, **params) -> Bias:
-        if "damping" in params:
-            damping_pair(params["damping"])
-            params["damping"] = (
-                tuple(params["damping"]) if isinstance(params["damping"], list) else params["damping"]
-            )
-        return super().set_params(**params)
+    __init__.__signature__ = signature(BiasParams, positional=True)
+    __init__.__doc__ = help_text(BiasParams)
 
     def fit(self, ratings) -> Bias:
-        damping_pair(self.damping)
+        self.set_params()  # also checks attributes assigned directly
         users, items, values = self._index_ratings(ratings, need_rating=True)
         mu, user_offsets, item_offsets = bias_offsets(
             users,

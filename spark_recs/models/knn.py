@@ -14,13 +14,15 @@ neighbours' ratings ``r`` (item-mean-centred with ``center``, the target's mean 
 from __future__ import annotations
 
 import logging
-import numbers
+import math
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..core.params import NUMBER, POSITIVE_INT, ConfigError, Rule, help_text, param, signature
 from .base import Recommender
 
 log = logging.getLogger(__name__)
@@ -37,43 +39,53 @@ _SIM_BLOCK_PRODUCTS = 1 << 22
 _SCORE_BLOCK_ELEMENTS = 1 << 22
 
 
+@dataclass(frozen=True)
+class ItemKNNParams:
+    """:class:`ItemKNN`'s parameters, LensKit's defaults."""
+
+    nnbrs: int | None = param(20, Rule(int, 1, nullable=True), "neighbours used per score (null: all)")
+    min_nbrs: int = param(1, POSITIVE_INT, "fewer neighbours give no score")
+    min_sim: float = param(
+        1e-6,
+        Rule(NUMBER, 0, math.inf, low_open=True, high_open=True),
+        "smallest similarity kept (only positive similarities are)",
+    )
+    center: bool | None = param(
+        None, Rule(bool, nullable=True), "centre ratings on the item means (null: the feedback's default)"
+    )
+    aggregate: str | None = param(
+        None,
+        Rule(str, choices=AGGREGATES, nullable=True),
+        "how the neighbours' scores combine (null: the feedback's default)",
+    )
+    feedback: str = param(
+        "explicit",
+        Rule(str, choices=tuple(FEEDBACK)),
+        "explicit: ratings are used; implicit: every interaction counts as rating 1",
+    )
+    save_nbrs: int | None = param(
+        None, Rule(int, 1, nullable=True), "neighbours kept per item in the model (null: all)"
+    )
+
+
 class ItemKNN(Recommender):
     """Item-item k-NN (LensKit 0.14 ``ItemItem``); see the module docstring for the model.
 
     ``feedback``: ``"explicit"`` (ratings are used; by default ``center=True``,
     ``aggregate="weighted-average"``) or ``"implicit"`` (every interaction counts as rating 1; by default
     ``center=False``, ``aggregate="sum"``). ``center``/``aggregate`` given explicitly override those
-    defaults. ``nnbrs``: neighbours used per score (``None``: all); ``min_nbrs``: fewer gives no score;
-    ``min_sim`` (> 0): smallest similarity kept; ``save_nbrs``: neighbours kept per item in the model
-    (``None``: all, as LensKit's default). Unknown users get no scores.
+    defaults. Other parameters: :class:`ItemKNNParams`. Unknown users get no scores.
     """
+
+    Params = ItemKNNParams
 
     @property
     def predicts_ratings(self) -> bool:
         """Explicit feedback predicts ratings; implicit scores are sums of similarities."""
         return self.feedback == "explicit"
 
-    def __init__(
-        self,
-        nnbrs: int | None = 20,
-        min_nbrs: int = 1,
-        min_sim: float = 1e-6,
-        center: bool | None = None,
-        aggregate: str | None = None,
-        feedback: str = "explicit",
-        save_nbrs: int | None = None,
-    ) -> None:
-        if feedback not in FEEDBACK:
-            raise ValueError(f"feedback must be one of {sorted(FEEDBACK)}, got {feedback!r}")
-        default_center, default_aggregate = FEEDBACK[feedback]
-        self.nnbrs = nnbrs
-        self.min_nbrs = min_nbrs
-        self.min_sim = min_sim
-        self.center = default_center if center is None else bool(center)
-        self.aggregate = default_aggregate if aggregate is None else aggregate
-        self.feedback = feedback
-        self.save_nbrs = save_nbrs
-        self._check()
+    def __init__(self, *args, **params) -> None:
+        self._init_params(args, params)
         self.item_means: torch.Tensor | None = None
         self.rated_values: torch.Tensor | None = None
         self.sim_indptr: torch.Tensor | None = None
@@ -81,37 +93,27 @@ class ItemKNN(Recommender):
         self.sim_values: torch.Tensor | None = None
         self._arrays: tuple | None = None
 
-    def _check(self) -> None:
-        _optional_positive(self.nnbrs, "nnbrs")
-        _optional_positive(self.save_nbrs, "save_nbrs")
-        if (
-            isinstance(self.min_nbrs, bool)
-            or not isinstance(self.min_nbrs, numbers.Integral)
-            or self.min_nbrs < 1
-        ):
-            raise ValueError(f"min_nbrs must be a positive integer, got {self.min_nbrs!r}")
-        if self.nnbrs is not None and self.min_nbrs > self.nnbrs:
-            raise ValueError(
-                f"min_nbrs ({self.min_nbrs}) must not exceed nnbrs ({self.nnbrs}): nothing would score"
+    __init__.__signature__ = signature(ItemKNNParams, positional=True)
+    __init__.__doc__ = help_text(ItemKNNParams)
+
+    def _resolve_params(self, params: dict) -> dict:
+        """``center``/``aggregate`` left null take the feedback's defaults; ``min_nbrs <= nnbrs``."""
+        default_center, default_aggregate = FEEDBACK[params["feedback"]]
+        if params["center"] is None:
+            params["center"] = default_center
+        if params["aggregate"] is None:
+            params["aggregate"] = default_aggregate
+        if params["nnbrs"] is not None and params["min_nbrs"] > params["nnbrs"]:
+            raise ConfigError(
+                f"ItemKNN parameter min_nbrs ({params['min_nbrs']}) must not exceed nnbrs ({params['nnbrs']}): "
+                "nothing would score"
             )
-        if (
-            isinstance(self.min_sim, bool)
-            or not isinstance(self.min_sim, numbers.Real)
-            or not np.isfinite(self.min_sim)
-            or self.min_sim <= 0
-        ):
-            raise ValueError(
-                f"min_sim must be a positive number (only positive similarities are kept), got {self.min_sim!r}"
-            )
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {list(AGGREGATES)}, got {self.aggregate!r}")
-        if self.feedback not in FEEDBACK:
-            raise ValueError(f"feedback must be one of {sorted(FEEDBACK)}, got {self.feedback!r}")
+        return params
 
     # ---- fitting ------------------------------------------------------------------------------------
 
     def fit(self, ratings) -> ItemKNN:
-        self._check()
+        self.set_params()  # also checks attributes assigned directly
         started = time.perf_counter()
         explicit = self.feedback == "explicit"
         users, items, values = self._index_ratings(ratings, need_rating=explicit)
@@ -308,13 +310,6 @@ class ItemKNN(Recommender):
             best, picked = torch.topk(block, min(self.nnbrs, block.shape[1]), dim=1)
             chosen = torch.gather(which, 1, picked)
         return best, chosen
-
-
-def _optional_positive(value, name: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None (no limit), got {value!r}")
 
 
 def _truncate_rows(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, keep: int):

@@ -19,15 +19,15 @@ tensor operations (no Python loop over ratings or rows).
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..core.params import POSITIVE_INT, Rule, help_text, param, signature
 from .base import Recommender
-from .bias import bias_offsets, damping_pair
+from .bias import FINITE_NON_NEGATIVE, USER_ITEM_PAIR, bias_offsets, user_item_pair
 from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -179,31 +179,42 @@ def _sorted_rows(ids, ids_name, factors, factors_name, bias, bias_name):
 # ---- parameters ---------------------------------------------------------------------------------------
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _features():
+    return param(50, POSITIVE_INT, "latent features per user and item")
 
 
-def _non_negative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    return float(value)
+def _iterations():
+    return param(20, POSITIVE_INT, "ALS iterations (each solves the users, then the items)")
 
 
-def _reg_pair(reg) -> tuple[float, float]:
-    """``(user_reg, item_reg)`` from a number or a pair."""
-    if isinstance(reg, (tuple, list)):
-        if len(reg) != 2:
-            raise ValueError(f"reg must be a number or a (user_reg, item_reg) pair, got {reg!r}")
-        return _non_negative(reg[0], "reg"), _non_negative(reg[1], "reg")
-    value = _non_negative(reg, "reg")
-    return value, value
+def _seed():
+    return param(42, Rule(int, 0, nullable=True), "seed of the initial item factors (null: fresh entropy)")
 
 
-def _pair_param(value):
-    """Pairs kept as tuples (JSON gives lists back)."""
-    return tuple(value) if isinstance(value, (tuple, list)) else value
+@dataclass(frozen=True)
+class BiasedMFParams:
+    """:class:`BiasedMF`'s parameters, LensKit's defaults."""
+
+    features: int = _features()
+    iterations: int = _iterations()
+    reg: float | tuple[float, float] = param(
+        0.1, USER_ITEM_PAIR, "regularisation, scaled by each row's number of ratings"
+    )
+    damping: float | tuple[float, float] = param(5.0, USER_ITEM_PAIR, "damping of the Bias fitted first")
+    bias: bool = param(True, Rule(bool), "fit a damped Bias first and factor its residuals")
+    seed: int | None = _seed()
+
+
+@dataclass(frozen=True)
+class ImplicitMFParams:
+    """:class:`ImplicitMF`'s parameters, LensKit's defaults."""
+
+    features: int = _features()
+    iterations: int = _iterations()
+    reg: float | tuple[float, float] = param(0.1, USER_ITEM_PAIR, "regularisation")
+    weight: float = param(40.0, FINITE_NON_NEGATIVE, "confidence of an observed pair: 1 + weight * r")
+    use_ratings: bool = param(False, Rule(bool), "r is the rating (else 1; the rating column is not needed)")
+    seed: int | None = _seed()
 
 
 # ---- ALS ----------------------------------------------------------------------------------------------
@@ -386,30 +397,19 @@ class BiasedMF(MatrixFactorization):
     gives the same factors. ``fit(ratings)`` needs a ``rating`` column.
     """
 
+    Params = BiasedMFParams
     predicts_ratings = True
 
-    def __init__(
-        self,
-        features: int = 50,
-        iterations: int = 20,
-        reg=0.1,
-        damping=5.0,
-        bias: bool = True,
-        seed: int | None = 42,
-    ) -> None:
+    def __init__(self, *args, **params) -> None:
         super().__init__()
-        self.features = _positive_int(features, "features")
-        self.iterations = _positive_int(iterations, "iterations")
-        _reg_pair(reg)
-        damping_pair(damping)
-        self.reg = _pair_param(reg)
-        self.damping = _pair_param(damping)
-        self.bias = bool(bias)
-        self.seed = seed
+        self._init_params(args, params)
+
+    __init__.__signature__ = signature(BiasedMFParams, positional=True)
+    __init__.__doc__ = help_text(BiasedMFParams)
 
     def fit(self, ratings) -> BiasedMF:
+        self.set_params()  # also checks attributes assigned directly
         started = time.perf_counter()
-        reg = _reg_pair(self.reg)
         users, items, values = self._index_ratings(ratings, need_rating=True)
         n_users, n_items = len(self.user_vocab), self.n_items
         if self.bias:
@@ -433,7 +433,7 @@ class BiasedMF(MatrixFactorization):
             n_items,
             init,
             self.iterations,
-            reg,
+            user_item_pair(self.reg),
             implicit=False,
         )
         self.user_factors, self.item_factors = user_factors.float(), item_factors.float()
@@ -451,27 +451,18 @@ class ImplicitMF(MatrixFactorization):
     (a ranking, not a rating scale); unknown users get none.
     """
 
-    def __init__(
-        self,
-        features: int = 50,
-        iterations: int = 20,
-        reg=0.1,
-        weight: float = 40.0,
-        use_ratings: bool = False,
-        seed: int | None = 42,
-    ) -> None:
+    Params = ImplicitMFParams
+
+    def __init__(self, *args, **params) -> None:
         super().__init__()
-        self.features = _positive_int(features, "features")
-        self.iterations = _positive_int(iterations, "iterations")
-        _reg_pair(reg)
-        self.reg = _pair_param(reg)
-        self.weight = _non_negative(weight, "weight")
-        self.use_ratings = bool(use_ratings)
-        self.seed = seed
+        self._init_params(args, params)
+
+    __init__.__signature__ = signature(ImplicitMFParams, positional=True)
+    __init__.__doc__ = help_text(ImplicitMFParams)
 
     def fit(self, ratings) -> ImplicitMF:
+        self.set_params()  # also checks attributes assigned directly
         started = time.perf_counter()
-        reg = _reg_pair(self.reg)
         users, items, values = self._index_ratings(ratings, need_rating=self.use_ratings)
         if not self.use_ratings:
             values = np.ones(len(values))
@@ -488,7 +479,7 @@ class ImplicitMF(MatrixFactorization):
             self.n_items,
             init,
             self.iterations,
-            reg,
+            user_item_pair(self.reg),
             implicit=True,
         )
         self.user_factors, self.item_factors = user_factors.float(), item_factors.float()

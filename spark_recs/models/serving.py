@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import Model, Recommender
+from .base import Model, Recommender, item_indices
 from .topn import recommend_frame, top_k
 
 
@@ -30,9 +30,10 @@ def serve(model: Model, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
         return pd.DataFrame({"prediction": model.predict_pairs(users, items)}, index=frame.index)
     if isinstance(model, Recommender):
         return recommend_frame(model, frame["user"].drop_duplicates().to_numpy(), n)
+    vocabulary = getattr(model, "item_vocab", None)
     frames = []
     for session, events in frame.groupby("session", sort=False):
-        items = model.item_vocab.indices(events["item"].to_numpy())
+        items = item_indices(model, events["item"].to_numpy())
         items = items[items >= 0]
         if len(items):
             best, scores = top_k(model.score_sessions([items]), n)
@@ -41,7 +42,9 @@ def serve(model: Model, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
                     {
                         "session": session,
                         "rank": np.arange(1, best.shape[1] + 1),
-                        "item": model.item_vocab.ids[best[0].numpy()],
+                        "item": vocabulary.ids[best[0].numpy()]
+                        if vocabulary is not None
+                        else best[0].numpy(),
                         "score": scores[0].numpy(),
                     }
                 )
@@ -56,4 +59,6 @@ def input_example(model: Model) -> pd.DataFrame:
         return model.input_example()
     if isinstance(model, Recommender):
         return pd.DataFrame({"user": model.user_vocab.ids[:2]})
-    return pd.DataFrame({"session": [1, 1], "item": model.item_vocab.ids[:2]})
+    vocabulary = getattr(model, "item_vocab", None)
+    items = vocabulary.ids[:2] if vocabulary is not None else np.arange(min(2, model.n_items))
+    return pd.DataFrame({"session": [1] * len(items), "item": items})

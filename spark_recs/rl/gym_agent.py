@@ -1,7 +1,7 @@
 """PPO on the MovieLens rating Gym, plain baselines on the same rows, MLflow logging and registration.
 
-:func:`train_from_config` (``spark-recs train --config conf/gym.yaml``) loads a split, trains
-Stable-Baselines3's PPO (an MLP of two 64-unit tanh layers) on the training rows through
+The ``kind: gym`` job (:mod:`spark_recs.tasks.gym`, ``spark-recs train --config conf/gym.yaml``) loads a
+split, trains Stable-Baselines3's PPO (an MLP of two 64-unit tanh layers) on the training rows through
 :class:`~spark_recs.rl.gym.MovieLensRatingVecEnv`, and scores it with the baselines on the test rows:
 
 - ``ppo``: the policy's most likely rating; its expected rating is the mean under the policy;
@@ -21,7 +21,6 @@ are used, so loading a registered policy needs only torch, numpy and pandas.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -356,89 +355,3 @@ def policy_from_ppo(agent, data: RatingData, hidden: list[int]) -> RatingPolicy:
     for mine, theirs in zip(target, [*source, agent.policy.action_net], strict=True):
         mine.load_state_dict(theirs.state_dict())
     return RatingPolicy.build(network, data, hidden)
-
-
-def _log_curve(run_id: str, curve: list[tuple[int, float, float]]) -> None:
-    """The training curve as step metrics ``train_reward`` and ``train_accuracy`` (MLflow batches of 1000)."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(key, value, now, step)
-        for step, reward, exact in curve
-        for key, value in (("train_reward", reward), ("train_accuracy", exact))
-    ]
-    for start in range(0, len(metrics), 1000):
-        mlflow.MlflowClient().log_batch(run_id, metrics=metrics[start : start + 1000])
-
-
-# ---- the train command ------------------------------------------------------------------------------
-
-
-def train_from_config(config: dict, *, tracking_uri: str | None = None) -> dict:
-    """Train and evaluate as a ``kind: gym`` config says, logged to MLflow (params, reward curve, metrics per
-    method, the evaluation table) with the policy registered under ``mlflow.registered_model`` (with
-    ``mlflow.alias``, default ``challenger``).
-
-    Returns ``table`` (one row per method), ``metrics`` (``<method>_<metric>``), ``run_id``, ``model_uri``
-    and ``model_version`` (as :func:`~spark_recs.serving.registry.log_and_register` returns them; the policy
-    is the run's ``model`` artifact), ``policy`` (:class:`RatingPolicy`), ``agent`` (the SB3 PPO), ``curve``
-    and ``train_seconds``.
-    """
-
-    from spark_recs.progress import Steps
-    from spark_recs.rl.gym import RatingData
-    from spark_recs.serving.registry import log_and_register
-    from spark_recs.tracking import log_frame, log_metrics_clean, log_params_flat, tracked_run
-
-    data_config, ppo_config, tracking = config["data"], config["ppo"], config["mlflow"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ppo_config["threads"])
-    steps = Steps(4)
-    try:
-        with steps.step("load ml-100k"):
-            fold = data_config["fold"] if data_config["split"] == "fold" else None
-            data = RatingData.load(data_config["path"], fold=fold, split=data_config["split"])
-        with tracked_run(tracking["experiment"], tracking["run_name"], tracking_uri=tracking_uri) as run:
-            log_params_flat(
-                {
-                    f"{section}.{key}": value
-                    for section, values in config.items()
-                    if isinstance(values, dict)
-                    for key, value in values.items()
-                }  # fmt: skip
-            )
-            log_params_flat({"train_rows": len(data.train), "test_rows": len(data.test)})
-            with steps.step(f"train PPO for {ppo_config['total_timesteps']} steps"):
-                start = time.perf_counter()
-                agent, curve = train_ppo(data, config["env"], ppo_config)
-                train_seconds = time.perf_counter() - start
-            _log_curve(run.info.run_id, curve)
-            with steps.step("evaluate PPO and the baselines on the test rows"):
-                policy = policy_from_ppo(agent, data, ppo_config["hidden"])
-                table = evaluate(data, policy, config["baselines"], ppo_config["seed"])
-            metrics = {
-                f"{row['method']}_{metric}": row[metric]
-                for row in table.to_dict("records")
-                for metric in (*METRICS, *[f"share_{k}" for k in range(1, N_RATINGS + 1)])
-            }
-            log_metrics_clean({**metrics, "train_seconds": train_seconds})
-            log_frame(table, "evaluation/gym_test.csv")
-            with steps.step("log and register the policy"):
-                logged = log_and_register(
-                    policy, registered_model=tracking["registered_model"], alias=tracking["alias"]
-                )
-    finally:
-        torch.set_num_threads(threads)
-    return {
-        "table": table,
-        "metrics": metrics,
-        "run_id": run.info.run_id,
-        "model_uri": logged.uri,
-        "model_version": logged.version,
-        "policy": policy,
-        "agent": agent,
-        "curve": curve,
-        "train_seconds": train_seconds,
-    }

@@ -76,14 +76,6 @@ def next_item_holdout(ratings, *, min_rows: int = 3) -> NextItemHoldout:
     )
 
 
-def seen_mask(holdout: NextItemHoldout) -> torch.Tensor:
-    """``(test users, catalogue)`` True where the item is in the user's prefix."""
-    mask = torch.zeros(len(holdout.users), len(holdout.catalogue), dtype=torch.bool)
-    rows = np.repeat(np.arange(len(holdout.users)), [len(p) for p in holdout.prefixes])
-    mask[torch.from_numpy(rows), torch.from_numpy(np.concatenate(holdout.prefixes))] = True
-    return mask
-
-
 def in_catalogue(scores: torch.Tensor, model_items: Vocabulary, holdout: NextItemHoldout) -> torch.Tensor:
     """A model's ``(users, its items)`` scores laid out over the holdout's catalogue (NaN where it has none)."""
     out = torch.full((scores.shape[0], len(holdout.catalogue)), float("nan"), dtype=torch.float32)
@@ -100,8 +92,10 @@ def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10)
     NaN scores and the users' prefix items are never recommended.
     """
     scores = scores.clone().float()
-    scores[seen_mask(holdout) | scores.isnan()] = float("-inf")
     n_users, n_items = scores.shape
+    rows = np.repeat(np.arange(n_users), [len(p) for p in holdout.prefixes])
+    scores[torch.from_numpy(rows), torch.from_numpy(np.concatenate(holdout.prefixes))] = float("-inf")
+    scores[scores.isnan()] = float("-inf")
     targets = torch.from_numpy(holdout.targets)
     ranks = target_ranks(scores, targets.clamp(min=0), "ordinal")
     ranks[targets < 0] = float("inf")

@@ -1,20 +1,12 @@
-"""Training the RL recommenders: the epoch loop for any :class:`~spark_recs.rl.algos.Algo`, the supervised
-actor baseline, and ``train_from_config`` for a ``kind: rl`` config (``spark-recs train``).
-
-``train_from_config`` loads the ratings, derives item embeddings, builds a :class:`FrameEnv` and the
-algorithm, trains with per-epoch train/test losses logged to MLflow, turns the trained policy into an
-:class:`~spark_recs.rl.recommender.ActorRecommender`, optionally scores it on the per-user temporal
-holdout of :mod:`spark_recs.rl.holdout`, and logs and registers it. Everything random is drawn from
-``env.seed``: the user split, the batch order, the networks' initialisation, the algorithm's generator,
-the embeddings' PCA or factorisation.
+"""Training the RL recommenders: the algorithms by name, the epoch loop for any
+:class:`~spark_recs.rl.algos.Algo`, the supervised actor baseline and item embeddings from features. The
+``kind: rl`` job built from them is :mod:`spark_recs.tasks.rl`.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -24,11 +16,10 @@ import torch.nn.functional as F
 from spark_recs.core.params import declarations
 from spark_recs.progress import Progress
 
-from .algos import BCQ, DDPG, TD3, WEIGHT_DECAY, Algo, BCQNetworkParams, MLflowWriter, Reinforce
+from .algos import BCQ, DDPG, TD3, WEIGHT_DECAY, Algo, BCQNetworkParams, Reinforce
 from .embeddings import ItemEmbeddings
 from .env import FrameEnv
 from .nets import Actor, Critic, DiscreteActor, bcqGenerator, bcqPerturbator
-from .recommender import ActorRecommender
 
 log = logging.getLogger(__name__)
 
@@ -232,24 +223,7 @@ def _supervised_test(env: FrameEnv, actor: Actor) -> dict[str, float]:
     return {"test_mse": total / rows} if rows else {}
 
 
-# ---- from a config --------------------------------------------------------------------------------
-
-
-def _read_ratings(spark, config: dict):
-    """The config's ``data.ratings`` (any source of :mod:`spark_recs.data.sources`) validated, its columns
-    named by ``data.user_key``/``item_key``/``rating_key``/``time_key`` (a MovieLens folder's by its loader)."""
-    from spark_recs.data.schema import RatingColumns
-    from spark_recs.data.sources import read_ratings
-
-    data = config["data"]
-    keys = ("user_key", "item_key", "rating_key", "time_key")
-    return read_ratings(
-        spark,
-        data["ratings"],
-        "data.ratings",
-        columns=RatingColumns(*(data[k] for k in keys)),
-        settings={data[k]: f"data.{k}" for k in keys},
-    )
+# ---- embeddings ------------------------------------------------------------------------------
 
 
 def unit_rms(embeddings: ItemEmbeddings) -> ItemEmbeddings:
@@ -260,25 +234,6 @@ def unit_rms(embeddings: ItemEmbeddings) -> ItemEmbeddings:
     ranking by dot product or cosine.
     """
     return ItemEmbeddings(embeddings.ids, embeddings.vectors / embeddings.vectors.pow(2).mean().sqrt())
-
-
-def build_embeddings(spark, config: dict, train_rows) -> ItemEmbeddings:
-    """Item embeddings as ``embeddings.source`` says: ``features`` (TF-IDF of MovieLens genres and tags,
-    PCA to ``dim``), ``mf`` (the item factors of an :class:`~spark_recs.models.mf.ImplicitMF` with ``dim``
-    features fitted on ``train_rows``), both scaled by :func:`unit_rms`, or ``file`` (``embeddings.path``,
-    Parquet or ``.npz``, used as given)."""
-    spec, seed = config["embeddings"], config["env"]["seed"]
-    if spec["source"] == "file":
-        if not spec["path"]:
-            raise ValueError("embeddings.source: file needs embeddings.path (a .parquet or .npz file)")
-        return ItemEmbeddings.from_file(spec["path"])
-    if spec["source"] == "mf":
-        from spark_recs.models.mf import ImplicitMF
-
-        model = ImplicitMF(features=spec["dim"], iterations=spec["mf_iterations"], seed=seed)
-        return unit_rms(ItemEmbeddings.from_model(model.fit(train_rows)))
-    folder = config["data"]["items"] or config["data"]["ratings"]
-    return unit_rms(feature_embeddings(spark, folder, spec["dim"], seed))
 
 
 def feature_embeddings(spark, folder: str, dim: int, seed: int) -> ItemEmbeddings:
@@ -293,178 +248,3 @@ def feature_embeddings(spark, folder: str, dim: int, seed: int) -> ItemEmbedding
         )
     items = load_items(spark, folder).select("item", "genres")
     return ItemEmbeddings.from_features(items, dim, tags=load_tags(spark, folder), seed=seed)
-
-
-def build_env(config: dict, embeddings: ItemEmbeddings, train_rows, spark=None) -> FrameEnv:
-    """The config's :class:`FrameEnv` over ``train_rows`` (``user, item, rating, timestamp``)."""
-    env = config["env"]
-    return FrameEnv(
-        embeddings,
-        train_rows,
-        frame_size=env["frame_size"],
-        batch_size=env["batch_size"],
-        test_size=env["test_size"],
-        min_seq_size=env["min_seq_size"],
-        rating_center=env["rating_center"],
-        rating_scale=env["rating_scale"],
-        missing_items=env["missing_items"],
-        seed=env["seed"],
-        spark=spark,
-    )
-
-
-def algorithm_from_config(config: dict, env: FrameEnv) -> Algo:
-    """The config's algorithm: ``algorithm.name`` with ``algorithm.hidden_size`` and the parameters of the
-    section named like it (``ddpg:``, ``td3:``, ``bcq:``, ``reinforce:``), moved to ``training.device``."""
-    name = config["algorithm"]["name"]
-    section = dict(config[name])
-    shape = {key: section.pop(key) for key in NET_PARAMS if key in section}
-    algo = build_algorithm(
-        name,
-        env,
-        hidden_size=config["algorithm"]["hidden_size"],
-        seed=config["env"]["seed"],
-        **shape,
-        **section,
-    )
-    algo.writer = MLflowWriter(every=config["training"]["log_every"])
-    return algo.to(config["training"]["device"])
-
-
-def recommender_for(algo: Algo, embeddings: ItemEmbeddings, ratings, config: dict) -> ActorRecommender:
-    """The trained policy as a recommender whose states are the last frames of ``ratings``' users."""
-    env = config["env"]
-    return ActorRecommender.from_policy(
-        policy_nets(algo),
-        embeddings,
-        ratings,
-        frame_size=env["frame_size"],
-        scoring=config["recommender"]["scoring"],
-        rating_center=env["rating_center"],
-        rating_scale=env["rating_scale"],
-    )
-
-
-def holdout_metrics(
-    nets: dict[str, torch.nn.Module],
-    embeddings: ItemEmbeddings,
-    holdout,
-    *,
-    frame_size: int,
-    scoring: str = "dot",
-    rating_center: float = 2.5,
-    rating_scale: float = 2.0,
-    k: int = 10,
-) -> dict[str, float]:
-    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and ``coverage@k`` of a trained policy (``nets`` as for
-    :meth:`ActorRecommender.from_policy`) on a :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test
-    user's state is the last frame of its prefix (training rows, then the validation row)."""
-    from .holdout import ranking_metrics, user_model_scores
-
-    model = ActorRecommender.from_policy(
-        nets,
-        embeddings,
-        holdout.prefix_frame.rename(columns={"position": "timestamp"}),
-        frame_size=frame_size,
-        scoring=scoring,
-        rating_center=rating_center,
-        rating_scale=rating_scale,
-    )
-    return ranking_metrics(user_model_scores(model, holdout), holdout, k=k)
-
-
-def _flat(config: dict) -> dict:
-    return {
-        f"{section}.{key}": value
-        for section, values in config.items()
-        if isinstance(values, dict)
-        for key, value in values.items()
-    }
-
-
-def train_from_config(
-    config: dict, *, tracking_uri: str | None = None, spark=None, progress: bool = True
-) -> dict:
-    """Train, evaluate, log and register the RL recommender a ``kind: rl`` config describes.
-
-    With ``evaluation.holdout`` the policy (and MF embeddings) see only the holdout's training rows and the
-    run logs ``holdout_*`` ranking metrics; the registered recommender always starts from each user's full
-    history. Logged: the flattened config as params, per-update and per-epoch losses as step metrics,
-    the embeddings (``embeddings/item_embeddings.parquet``), and the recommender, registered as
-    ``mlflow.registered_model`` with ``mlflow.alias`` (null name: logged only).
-
-    Returns ``run_id``, ``model_uri``, ``model_version``, ``losses`` (the last epoch's record),
-    ``history``, ``holdout`` (metrics; empty without holdout), ``recommender``, ``algo`` and ``env``.
-    """
-    from spark_recs.progress import Steps
-    from spark_recs.runtime import get_spark
-    from spark_recs.serving.registry import log_and_register
-    from spark_recs.tracking import log_metrics_clean, log_params_flat, tracked_run
-
-    spark = spark or get_spark()
-    tracking, evaluation = config["mlflow"], config["evaluation"]
-    name = config["algorithm"]["name"]
-    steps = Steps(5 if evaluation["holdout"] else 4)
-    with steps.step(f"load ratings from {config['data']['ratings']}"):
-        validated = _read_ratings(spark, config)
-        ratings, rejected = validated.accepted, validated.n_rejected
-        holdout = None
-        train_rows = ratings
-        if evaluation["holdout"]:
-            from .holdout import next_item_holdout
-
-            holdout = next_item_holdout(ratings, min_rows=evaluation["min_rows"])
-            train_rows = holdout.train
-    with steps.step(f"build {config['embeddings']['source']} embeddings and the environment"):
-        embeddings = build_embeddings(spark, config, train_rows)
-        env = build_env(config, embeddings, train_rows, spark)
-        algo = algorithm_from_config(config, env)
-    with tracked_run(tracking["experiment"], tracking["run_name"], tracking_uri=tracking_uri) as run:
-        log_params_flat(_flat(config))
-        log_params_flat(
-            {
-                "rejected_rows": rejected,
-                "train_users": len(env.train_users),
-                "test_users": len(env.test_users),
-                "excluded_users": env.excluded_users,
-                "items": len(embeddings),
-            }
-        )
-        mlflow.set_tags({"kind": "rl", "algorithm": name})
-        with steps.step(f"train {name} for {config['training']['epochs']} epochs"):
-            history = train_policy(env, algo, config["training"]["epochs"], progress=progress)
-        metrics: dict[str, float] = {}
-        if holdout is not None:
-            with steps.step(f"evaluate on the temporal holdout ({len(holdout.users)} users)"):
-                env_spec = config["env"]
-                metrics = holdout_metrics(
-                    policy_nets(algo),
-                    embeddings,
-                    holdout,
-                    frame_size=env_spec["frame_size"],
-                    scoring=config["recommender"]["scoring"],
-                    rating_center=env_spec["rating_center"],
-                    rating_scale=env_spec["rating_scale"],
-                    k=evaluation["k"],
-                )
-                log_metrics_clean({f"holdout_{k}": v for k, v in metrics.items()})
-        with steps.step("log the embeddings, log and register the recommender"):
-            recommender = recommender_for(algo, embeddings, ratings, config)
-            with tempfile.TemporaryDirectory(prefix="spark_recs_embeddings_") as scratch:
-                mlflow.log_artifact(
-                    str(embeddings.save(Path(scratch) / "item_embeddings.parquet")), "embeddings"
-                )
-            logged = log_and_register(
-                recommender, registered_model=tracking["registered_model"], alias=tracking["alias"]
-            )
-    return {
-        "run_id": run.info.run_id,
-        "model_uri": logged.uri,
-        "model_version": logged.version,
-        "losses": history[-1],
-        "history": history,
-        "holdout": metrics,
-        "recommender": recommender,
-        "algo": algo,
-        "env": env,
-    }

@@ -69,6 +69,27 @@ def test_allowed_values_pass_and_nan_is_outside_every_bounded_range():
         FRACTION.check("x", math.nan)
 
 
+def test_a_number_or_a_list_of_fixed_length():
+    pair = Rule((int, float), 0, items=Rule((int, float), 0), length=2)
+    assert pair.describe() == "a number in [0, inf) or a list of 2, each a number in [0, inf)"
+    for value in (0, 2.5, [1, 0.5]):
+        pair.check("x", value)
+    for value, message in [
+        (-1, r"^x = -1 is out of range \[0, inf\)$"),
+        ([1, -1], r"^x\[1\] = -1 is out of range \[0, inf\)$"),
+        ([1, 2, 3], r"^x must be a number in \[0, inf\) or a list of 2, each .*, got \[1, 2, 3\]$"),
+        ([], r"^x must be .* a list of 2, .*, got \[\]$"),
+        ("1", r"^x must be a number in \[0, inf\) or a list of 2, each .*, got '1'$"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            pair.check("x", value)
+    # A list-only rule still refuses anything else, naming what its items may be.
+    with pytest.raises(
+        ConfigError, match=r"^x must be a non-empty list, each an integer in \[1, inf\), got 3$"
+    ):
+        Rule(list, items=Rule(int, 1)).check("x", 3)
+
+
 def test_describe_says_the_allowed_values_in_words():
     assert Rule((int, float), 0, 1, high_open=True).describe() == "a number in [0, 1)"
     assert Rule(int, 1, nullable=True).describe() == "an integer in [1, inf) or null"

@@ -1,7 +1,9 @@
 """The model contract: one saved-file format without pickle, params, vocabularies, clear errors."""
 
 import importlib
+import inspect
 import io
+import json
 import pickle
 import pkgutil
 import sys
@@ -12,6 +14,8 @@ import pytest
 import torch
 
 import spark_recs
+from spark_recs.core.params import declarations
+from spark_recs.models import Bias, BiasedMF, ImplicitMF, ItemKNN
 from spark_recs.models.base import (
     BUILTIN_KINDS,
     MODEL_FORMAT,
@@ -181,3 +185,43 @@ def test_vocabulary_keeps_integer_and_string_ids_without_pickle():
     assert Vocabulary.fit([5, 1]).spark_type == "long" and Vocabulary.fit(["a"]).spark_type == "string"
     with pytest.raises(ValueError, match="unique"):
         Vocabulary([1, 1])
+
+
+# ---- parameters declared once ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [Bias, BiasedMF, ImplicitMF, ItemKNN, GRU4Rec])
+def test_the_declaration_lists_exactly_the_constructors_parameters_and_defaults(cls):
+    declared = {name: p.default for name, p in declarations(cls).items()}
+    constructor = inspect.signature(cls).parameters
+    assert {name: p.default for name, p in constructor.items()} == declared
+    assert list(cls().get_params()) == list(declared)
+
+
+def test_the_baselines_take_lenskits_positional_parameters_in_declaration_order():
+    assert BiasedMF(20).features == 20 and ImplicitMF(8, 3).iterations == 3 and ItemKNN(30).nnbrs == 30
+    assert Bias(True, False, 5.0).get_params() == {"items": True, "users": False, "damping": 5.0}
+    assert all(
+        p.kind is inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(GRU4Rec).parameters.values()
+    )
+    with pytest.raises(TypeError, match="twice"):
+        BiasedMF(20, features=30)
+    with pytest.raises(TypeError, match="at most 3 positional"):
+        Bias(True, True, 0.0, 1)
+
+
+def test_declared_params_keep_numpy_scalars_as_numbers_and_pairs_as_tuples():
+    model = BiasedMF(
+        features=np.int64(3), reg=[np.float64(0.5), 1], damping=(np.int32(2), 3.0), bias=np.bool_(0)
+    )
+    params = model.get_params()
+    assert params == {
+        "features": 3,
+        "iterations": 20,
+        "reg": (0.5, 1),
+        "damping": (2, 3.0),
+        "bias": False,
+        "seed": 42,
+    }
+    assert type(params["features"]) is int and type(params["damping"][0]) is int and params["bias"] is False
+    assert BiasedMF(**json.loads(json.dumps(params))).get_params() == params  # the saved config rebuilds it

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import shared_data
 
+from spark_recs.core.params import ConfigError
 from spark_recs.models.bias import Bias
 
 # mu = 15 / 5 = 3.
@@ -85,11 +86,33 @@ def test_params_are_kept_as_given_beside_the_fitted_vocabularies():
     assert model.users is True and len(model.item_vocab) == 3
 
 
-def test_bad_damping_and_missing_ratings_are_clear_errors():
-    with pytest.raises(ValueError, match="damping must be non-negative"):
-        Bias(damping=-1)
-    with pytest.raises(ValueError, match="damping"):
-        Bias(damping=(1.0, 2.0, 3.0))
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(damping=-1), r"^Bias parameter damping = -1 is out of range \[0, inf\)$"),
+        (dict(damping=float("inf")), r"^Bias parameter damping = inf is out of range \[0, inf\)$"),
+        (dict(damping=(1.0, -2.0)), r"^Bias parameter damping\[1\] = -2.0 is out of range \[0, inf\)$"),
+        (
+            dict(damping=(1.0, 2.0, 3.0)),
+            r"^Bias parameter damping must be a number .* or a list of 2, .*3.0\]$",
+        ),
+        (dict(users="no"), r"^Bias parameter users must be true/false, got 'no'$"),
+    ],
+)
+def test_a_bad_parameter_is_a_one_line_error_naming_it_and_its_range(params, message):
+    with pytest.raises(ConfigError, match=message):
+        Bias(**params)
+    model = Bias(damping=(1.0, 2.0))
+    with pytest.raises(ConfigError, match=message):
+        model.set_params(items=False, **params)
+    assert model.get_params() == {"items": True, "users": True, "damping": (1.0, 2.0)}  # left as it was
+
+
+def test_fit_checks_attributes_assigned_directly_and_needs_ratings():
+    model = Bias()
+    model.damping = -1
+    with pytest.raises(ConfigError, match="Bias parameter damping = -1"):
+        model.fit(TINY)
     with pytest.raises(ValueError, match=r"needs column\(s\) \['rating'\]"):
         Bias().fit(TINY[["user", "item"]])
 

@@ -1,7 +1,6 @@
 """Every model class runs the shared contract (tests/models/contract.py); a new model adds its case here."""
 
 import numpy as np
-import pytest
 import torch
 from contract import ITEMS, ModelContract, SessionModelContract, UserModelContract
 
@@ -66,15 +65,6 @@ class TestItemCoOccurrence(SessionModelContract):
 
     def fit(self, model, data):
         return model.fit(data["SessionId"].to_numpy(), data["ItemId"].to_numpy(), n_items=len(ITEMS))
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="batch._score_sessions keeps events on item indices outside 0..n_items-1 for a model without "
-        "an item vocabulary (IndexError, or -1 scored as an item) instead of skipping them",
-    )
-    @pytest.mark.parametrize("n, every_prefix", [(3, False), (None, True)])
-    def test_batch_recommend_sessions_equals_in_process(self, fitted, any_spark, n, every_prefix):
-        super().test_batch_recommend_sessions_equals_in_process(fitted, any_spark, n, every_prefix)
 
 
 class TestGRU4Rec(SessionModelContract):

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from spark_recs.models.gru4rec import build_model, evaluate, load_config, split_data
+from spark_recs.gru4rec import build_model, evaluate, load_config, split_data
 
 
 def _sessions(n_sessions=120, n_items=8, seed=0):

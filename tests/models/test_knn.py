@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spark_recs.core.params import ConfigError
 from spark_recs.models import knn
 from spark_recs.models.knn import ItemKNN
 
@@ -205,20 +206,29 @@ def test_implicit_feedback_params_hold_its_defaults():
 
 
 @pytest.mark.parametrize(
-    "kwargs, name",
+    "kwargs, message",
     [
-        (dict(aggregate="median"), "aggregate"),
-        (dict(feedback="unary"), "feedback"),
-        (dict(min_sim=0.0), "min_sim"),
-        (dict(nnbrs=0), "nnbrs"),
-        (dict(min_nbrs=0), "min_nbrs"),
-        (dict(nnbrs=2, min_nbrs=3), "min_nbrs"),
-        (dict(save_nbrs=-1), "save_nbrs"),
+        (
+            dict(aggregate="median"),
+            r"aggregate must be one of \['weighted-average', 'sum'\] or null, got 'median'",
+        ),
+        (dict(feedback="unary"), r"feedback must be one of \['explicit', 'implicit'\], got 'unary'"),
+        (dict(min_sim=0.0), r"min_sim = 0.0 is out of range \(0, inf\)"),
+        (dict(min_sim=math.inf), r"min_sim = inf is out of range \(0, inf\)"),
+        (dict(nnbrs=0), r"nnbrs = 0 is out of range \[1, inf\)"),
+        (dict(min_nbrs=0), r"min_nbrs = 0 is out of range \[1, inf\)"),
+        (dict(nnbrs=2, min_nbrs=3), r"min_nbrs \(3\) must not exceed nnbrs \(2\)"),
+        (dict(save_nbrs=-1), r"save_nbrs = -1 is out of range \[1, inf\)"),
+        (dict(center="yes"), "center must be true/false or null, got 'yes'"),
     ],
 )
-def test_bad_parameters_name_the_parameter(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+def test_bad_parameters_name_the_parameter(kwargs, message):
+    with pytest.raises(ConfigError, match=f"^ItemKNN parameter {message}"):
         ItemKNN(**kwargs)
+    model = ItemKNN(nnbrs=5)
+    with pytest.raises(ConfigError, match=message):
+        model.set_params(**kwargs)
+    assert model.get_params() == ItemKNN(nnbrs=5).get_params()  # left as it was
 
 
 def test_explicit_needs_ratings_implicit_does_not():

@@ -1,5 +1,5 @@
 """PPO on the MovieLens rating Gym: metrics, the registered policy (no pickle), seeded training, and a short
-run of ``train_from_config`` against a real MLflow store."""
+run of the ``kind: gym`` task's train step against a real MLflow store."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from conftest import shared_data
 from spark_recs.config import ConfigError, load_config
 from spark_recs.models.base import Model
 from spark_recs.rl.gym import RatingData
-from spark_recs.rl.gym_agent import RatingPolicy, policy_network, score, train_from_config, train_ppo
+from spark_recs.rl.gym_agent import RatingPolicy, policy_network, score, train_ppo
+from spark_recs.tasks.gym import train
 
 CONFIG = Path(__file__).resolve().parents[2] / "conf" / "gym.yaml"
 SHORT = [
@@ -100,7 +101,7 @@ def test_gym_config_is_validated():
 
 
 @pytest.mark.slow
-def test_train_from_config_logs_registers_and_the_policy_loads_back(mlflow_uri, work_dir, one_torch_thread):
+def test_train_logs_registers_and_the_policy_loads_back(mlflow_uri, work_dir, one_torch_thread):
     path = shared_data("ml-100k")
     overrides = [
         *SHORT,
@@ -108,9 +109,9 @@ def test_train_from_config_logs_registers_and_the_policy_loads_back(mlflow_uri, 
         "mlflow.experiment=gym-test",
         "mlflow.registered_model=gym-test",
     ]
-    result = train_from_config(load_config(CONFIG, overrides, schema=None), tracking_uri=mlflow_uri)
+    result = train(None, load_config(CONFIG, overrides, schema=None), tracking_uri=mlflow_uri)
 
-    table = result["table"].set_index("method")
+    table = result.evaluation.set_index("method")
     assert table.index.tolist() == ["ppo", "always_4", "global_mean", "bias_rounded", "supervised_mlp"]
     np.testing.assert_allclose(table[[f"share_{k}" for k in range(1, 6)]].sum(axis=1), 1.0)
     test_ratings = pd.read_csv(path / "u1.test", sep="\t", header=None)[2].to_numpy()
@@ -123,7 +124,7 @@ def test_train_from_config_logs_registers_and_the_policy_loads_back(mlflow_uri, 
     assert table.loc["global_mean", "rmse_expected"] < table.loc["always_4", "rmse_expected"]
 
     client = mlflow.MlflowClient()
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.data.params["ppo.learning_rate"] == "0.001" and run.data.params["test_rows"] == "20000"
     for key in (
         "ppo_accuracy",
@@ -132,18 +133,18 @@ def test_train_from_config_logs_registers_and_the_policy_loads_back(mlflow_uri, 
         "supervised_mlp_rmse",
         "ppo_share_4",
     ):
-        assert run.data.metrics[key] == pytest.approx(result["metrics"][key])
-    curve = client.get_metric_history(result["run_id"], "train_reward")
+        method, metric = re.fullmatch(r"(.+)_(accuracy|mean_reward|rmse|share_4)", key).groups()
+        assert run.data.metrics[key] == pytest.approx(table.loc[method, metric])
+    curve = client.get_metric_history(result.run_id, "train_reward")
     assert [m.step for m in curve] == [512 * k for k in range(1, 9)]
-    assert [a.path for a in client.list_artifacts(result["run_id"], "evaluation")] == [
-        "evaluation/gym_test.csv"
-    ]
+    assert result.history["step"].tolist() == [m.step for m in curve]
+    assert [a.path for a in client.list_artifacts(result.run_id, "evaluation")] == ["evaluation/gym_test.csv"]
     assert str(client.get_model_version_by_alias("gym-test", "challenger").version) == "1"
-    assert result["model_uri"] == "models:/gym-test@challenger"
+    assert result.model_uri == "models:/gym-test@challenger"
 
     data = RatingData.load(path, fold=1)
     pairs = data.test[["user", "item"]].iloc[:500]
     served = mlflow.pyfunc.load_model("models:/gym-test@challenger").predict(pairs)
-    actions, _ = result["agent"].predict(data.observations("test")[:500], deterministic=True)
+    actions, _ = result.trainer.predict(data.observations("test")[:500], deterministic=True)
     np.testing.assert_array_equal(served["prediction"].to_numpy(), actions + 1)
-    np.testing.assert_array_equal(result["policy"].predict_frame(pairs)["prediction"].to_numpy(), actions + 1)
+    np.testing.assert_array_equal(result.model.predict_frame(pairs)["prediction"].to_numpy(), actions + 1)

@@ -1,5 +1,5 @@
 """RL training: the epoch loop, the supervised baseline, seeded determinism, the rl config schema, and
-train_from_config end to end (Spark, a real MLflow store, the registry and batch.recommend)."""
+the ``kind: rl`` task's train step end to end (Spark, a real MLflow store, the registry and batch.recommend)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from conftest import shared_data
 
 from spark_recs import batch
-from spark_recs.config import RL_SCHEMA, ConfigError, load_config
+from spark_recs.config import ConfigError, load_config, schemas
 from spark_recs.models.topn import recommend_frame
 from spark_recs.rl.embeddings import ItemEmbeddings
 from spark_recs.rl.env import FrameEnv
@@ -23,12 +23,12 @@ from spark_recs.rl.training import (
     ALGORITHMS,
     NET_PARAMS,
     build_algorithm,
-    train_from_config,
     train_policy,
     train_supervised_actor,
     unit_rms,
 )
 from spark_recs.serving.references import load_model
+from spark_recs.tasks.rl import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -159,7 +159,7 @@ def test_shipped_configs_load(name):
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_schema_defaults_are_the_algorithms_defaults(name):
-    section = {k: v[0] for k, v in RL_SCHEMA[name].items() if k not in NET_PARAMS}
+    section = {k: v[0] for k, v in schemas()["rl"][name].items() if k not in NET_PARAMS}
     assert section == ALGORITHMS[name].defaults
 
 
@@ -189,7 +189,7 @@ def test_a_misspelt_key_in_a_file_names_the_closest_key(tmp_path):
         load_config(path, schema=None)
 
 
-# ---- train_from_config end to end ---------------------------------------------------------------
+# ---- the rl task end to end ---------------------------------------------------------------------
 
 
 def _tiny(**sections) -> dict:
@@ -221,36 +221,36 @@ def test_ddpg_from_config_logs_registers_and_serves(spark, mlflow_uri, tmp_path)
         evaluation={"holdout": True},
         mlflow={"registered_model": "rl-test", "alias": "champion", "experiment": "rl-tests"},
     )
-    result = train_from_config(config, tracking_uri=mlflow_uri, spark=spark, progress=False)
+    result = train(spark, config, tracking_uri=mlflow_uri, progress=False)
 
     client = mlflow.MlflowClient()
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.data.params["algorithm.name"] == "ddpg" and run.data.params["env.frame_size"] == "4"
     assert run.data.params["rejected_rows"] == str(len(file) - len(raw))
-    updates = result["algo"]._step
+    updates = result.trainer._step
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/value")] == list(range(updates))
     for key in ("epoch/train_value", "epoch/test_value", "epoch/train_policy"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2]
-    assert run.data.metrics["epoch/train_value"] == pytest.approx(result["losses"]["train_value"])
-    holdout = result["holdout"]
+    assert run.data.metrics["epoch/train_value"] == pytest.approx(result.history.iloc[-1]["train_value"])
+    holdout = result.evaluation.iloc[0]
     assert holdout["users"] == raw["userId"].nunique() and 0 <= holdout["hr@10"] <= 1
     assert run.data.metrics["holdout_hr_at_10"] == pytest.approx(holdout["hr@10"])
     # The policy trained on the holdout's training rows: two rows per user fewer than the file.
-    env = result["env"]
-    assert len(env.items) == len(raw) - 2 * raw["userId"].nunique()
+    assert run.data.params["train_rows"] == str(len(raw) - 2 * raw["userId"].nunique())
 
     version = client.get_model_version_by_alias("rl-test", "champion")
-    assert str(version.version) == str(result["model_version"]) == "1"
-    assert result["model_uri"] == "models:/rl-test@champion"
+    assert str(version.version) == str(result.registered_version) == "1"
+    assert result.model_uri == "models:/rl-test@champion"
     logged = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id,
         artifact_path="embeddings/item_embeddings.parquet",
         dst_path=str(tmp_path / "a"),
     )
-    torch.testing.assert_close(ItemEmbeddings.from_file(logged).vectors, env.embeddings.vectors)
+    # The logged embeddings are the ones the registered recommender scores with.
+    recommender = result.model
+    torch.testing.assert_close(ItemEmbeddings.from_file(logged).vectors, recommender.vectors)
 
     # The registered recommender starts from each user's full history (the file's last 4 ratings).
-    recommender = result["recommender"]
     last = raw.sort_values(["userId", "timestamp", "movieId"]).groupby("userId").tail(4)
     user = int(raw["userId"].iloc[0])
     frame = recommender.frame_items[recommender.user_vocab.indices([user])[0]]
@@ -283,13 +283,13 @@ def test_reinforce_from_config_on_a_parquet_file_with_mf_embeddings(spark, mlflo
         evaluation={"holdout": False},
         mlflow={"registered_model": None},
     )
-    result = train_from_config(config, tracking_uri=mlflow_uri, spark=spark, progress=False)
-    assert result["model_version"] is None and mlflow.MlflowClient().search_registered_models() == []
-    assert result["holdout"] == {} and [r["epoch"] for r in result["history"]] == [1, 2]
-    assert {"train_policy", "train_beta", "test_policy", "test_beta"} <= set(result["losses"])
-    recommender = result["recommender"]
+    result = train(spark, config, tracking_uri=mlflow_uri, progress=False)
+    assert result.registered_version is None and mlflow.MlflowClient().search_registered_models() == []
+    assert result.evaluation is None and result.history["epoch"].tolist() == [1, 2]
+    assert {"train_policy", "train_beta", "test_policy", "test_beta"} <= set(result.history.columns)
+    recommender = result.model
     assert recommender.policy == "discrete" and len(recommender.item_vocab) == N_ITEMS
-    loaded = load_model(result["model_uri"])
+    loaded = load_model(result.model_uri)
     assert isinstance(loaded, ActorRecommender) and loaded.policy == "discrete"
     users = recommender.user_vocab.indices([0, 5, 29])
     torch.testing.assert_close(loaded.score_users(users), recommender.score_users(users))

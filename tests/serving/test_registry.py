@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import shared_data
 
-from spark_recs import pipeline
+from spark_recs import tasks
 from spark_recs.config import load_config
 from spark_recs.models.popular import Popular
 from spark_recs.models.topn import recommend_frame
@@ -46,7 +46,7 @@ def _gru4rec_config(spark, tmp_path) -> tuple[dict, str]:
         ["model.layers=[8]", "model.n_epochs=1", "model.n_sample=0", "model.batch_size=16"],
     )
     source = shared_data("sessions/rsc15_100k/yoochoose-clicks-100k_test.txt")
-    pipeline.prepare(spark, config, str(source), str(tmp_path / "prepared"))
+    tasks.run("prepare", spark, config, str(source), str(tmp_path / "prepared"))
     return config, str(tmp_path / "prepared")
 
 
@@ -86,8 +86,8 @@ def test_every_trainer_registers_through_the_one_step(kind, spark, mlflow_uri, w
         "gym": _gym_config,
     }[kind]()
     name = f"{kind}-registry-test"
-    trained = pipeline.train(
-        spark, config, prepared, register_as=name, alias="candidate", tracking_uri=mlflow_uri
+    trained = tasks.run(
+        "train", spark, config, prepared, register_as=name, alias="candidate", tracking_uri=mlflow_uri
     )
 
     assert trained.model_uri == f"models:/{name}@candidate" and trained.registered_version == "1"

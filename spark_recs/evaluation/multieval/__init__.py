@@ -35,8 +35,7 @@ __all__ = ["MultiEval"]
 
 class MultiEval:
     """Evaluate many algorithms on many data sets (LensKit's ``MultiEval``) with Spark batch scoring and
-    MLflow tracking; see :mod:`.plan` for the runs, :mod:`.store` for the on-disk layout and restarts,
-    :mod:`.runner` for what a run does and :mod:`.report` for MLflow.
+    MLflow tracking.
 
     ``path``: the evaluation folder (created). ``predict``: predict test ratings (models that predict
     ratings only). ``recommend``: list length; ``True`` = every candidate; ``None``/``False``/``0`` = no

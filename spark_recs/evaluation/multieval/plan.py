@@ -85,14 +85,13 @@ class Plan:
         algos = [algos] if isinstance(algos, Recommender) or not isinstance(algos, Iterable) else list(algos)
         attrs = [attrs] if isinstance(attrs, str) else list(attrs)
         self._check_columns([*attrs, *kwargs], "add_algorithms")
+        extra = {k: plain(v) for k, v in kwargs.items()}
         for algo in algos:
             if not isinstance(algo, Recommender):
                 raise TypeError(
                     f"MultiEval runs user models (spark_recs Recommender subclasses), not {type(algo).__name__}"
                 )
-            columns = {a: plain(getattr(algo, a, None)) for a in attrs} | {
-                k: plain(v) for k, v in kwargs.items()
-            }
+            columns = {a: plain(getattr(algo, a, None)) for a in attrs} | extra
             self.algorithms.append(Algorithm(algo, columns, str(name) if name is not None else repr(algo)))
 
     def add_datasets(self, data, name: str | None = None, candidates=None, **kwargs) -> None:

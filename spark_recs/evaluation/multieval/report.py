@@ -13,10 +13,8 @@ killed call left ``RUNNING`` is ended ``KILLED`` when its RunId runs again. Afte
 from __future__ import annotations
 
 import logging
-import os
 import re
 import textwrap
-import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +24,7 @@ import pandas as pd
 
 from spark_recs import tracking
 from spark_recs.evaluation.multieval.plan import Run
-from spark_recs.evaluation.multieval.store import Store
+from spark_recs.evaluation.multieval.store import Store, replaced
 from spark_recs.models.base import Recommender
 from spark_recs.serving.registry import log_model
 
@@ -113,7 +111,6 @@ def _plot(table: pd.DataFrame, labels: Mapping[int, str], metrics: list[str], fo
         return []
     ok = ok.assign(_label=ok["RunId"].map(labels))
     datasets = list(dict.fromkeys(ok["DataSet"]))
-    folder.mkdir(exist_ok=True)
     written = []
     for metric in names:
         stats = ok.groupby(["DataSet", "_label"], sort=False)[metric].agg(["mean", "std"])
@@ -130,9 +127,8 @@ def _plot(table: pd.DataFrame, labels: Mapping[int, str], metrics: list[str], fo
         axes[0].set_ylabel(metric)
         figure.suptitle(f"{metric}: mean over partitions, error bars = std")
         target = folder / f"{_file_name(metric)}.png"
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.png")
-        figure.savefig(partial, dpi=100)
-        os.replace(partial, target)
+        with replaced(target) as partial:
+            figure.savefig(partial, dpi=100, format="png")
         written.append(target)
     return written
 

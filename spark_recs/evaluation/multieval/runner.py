@@ -17,6 +17,7 @@ import random
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -40,37 +41,32 @@ TEST_ROWS_PER_PARTITION = 200_000
 
 
 def topn_analysis(metrics=None) -> RecListAnalysis:
-    """The analysis of ``metrics`` (default :data:`DEFAULT_METRICS`), each ``"name"`` or ``"name@k"``, a
-    ``(name, k[, gain])`` pair or a dict of :meth:`RecListAnalysis.add_metric` arguments; one test user per
-    list."""
+    """The analysis of :class:`~spark_recs.evaluation.multieval.MultiEval`'s ``metrics`` (default
+    :data:`DEFAULT_METRICS`; a tuple may add a gain column as its third item), one test user per list."""
     analysis = RecListAnalysis(["user"])
     for spec in DEFAULT_METRICS if metrics is None else metrics:
         analysis.add_metric(**_metric_spec(spec))
     return analysis
 
 
+@dataclass(eq=False)
 class Runner:
     """Runs the evaluation's runs into ``store`` and MLflow (``report``), measured by ``analysis``; the
     options are :class:`~spark_recs.evaluation.multieval.MultiEval`'s."""
 
-    def __init__(
-        self,
-        store: Store,
-        report: Report,
-        analysis: RecListAnalysis,
-        *,
-        predict: bool,
-        recommend,
-        candidates,
-        save_models: bool,
-        eval_n_jobs: int | None,
-        combine: bool,
-        seed: int | None,
-    ) -> None:
-        self.store, self.report, self.analysis = store, report, analysis
-        self.predict, self.candidates, self.save_models = bool(predict), candidates, bool(save_models)
-        self.recommend, self.n = _list_length(recommend)
-        self.eval_n_jobs, self.combine, self.seed = eval_n_jobs, bool(combine), seed
+    store: Store
+    report: Report
+    analysis: RecListAnalysis
+    predict: bool
+    recommend: bool | int | None
+    candidates: object
+    save_models: bool
+    eval_n_jobs: int | None
+    combine: bool
+    seed: int | None
+
+    def __post_init__(self) -> None:
+        self.recommend, self.n = _list_length(self.recommend)
         self._loaded: tuple | None = None  # ((data set name, partition), data) of the partition in use
 
     def run(self, selected: list[Run], scope: set[int] | None, progress=None) -> None:
@@ -188,10 +184,9 @@ class Runner:
         return metrics
 
     def _load(self, run: Run) -> tuple[pd.DataFrame, pd.DataFrame, SparkDataFrame]:
-        """Train and test of the run's partition as pandas (collected once per partition) and the test
-        set as a Spark DataFrame built from that pandas copy (no recomputation of the split), in one
-        partition per :data:`TEST_ROWS_PER_PARTITION` rows: every scoring task restores the model, so a
-        small test set is not spread over many tasks."""
+        """Train and test of the run's partition as pandas (collected once per partition) and the test set
+        as Spark built from that copy, one partition per :data:`TEST_ROWS_PER_PARTITION` rows (every scoring
+        task restores the model)."""
         key = (run.dataset.name, run.partition)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # release the previous partition first

@@ -29,6 +29,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -200,24 +201,26 @@ def _to_spark(frame, spark: SparkSession) -> SparkDataFrame:
 
 
 def _jsonable(record: dict) -> dict:
-    out = {}
-    for key, value in record.items():
-        value = plain(value)
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        out[key] = value
-    return out
+    values = {key: plain(value) for key, value in record.items()}
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a hidden temporary file beside it, then ``os.replace``)."""
+@contextmanager
+def replaced(path: Path) -> Iterator[Path]:
+    """A hidden temporary path beside ``path`` to write to, moved onto ``path`` (``os.replace``, atomic) when
+    the block succeeds and removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     try:
-        partial.write_text(text)
+        yield partial
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with replaced(path) as partial:
+        partial.write_text(text)
 
 
 def _remove(entry: Path) -> None:

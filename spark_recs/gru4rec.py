@@ -1,7 +1,9 @@
-"""The GRU4Rec README's helpers: ``load_config``, ``split_data``, ``build_model``, ``evaluate``.
+"""GRU4Rec as its README uses it: ``from spark_recs.gru4rec import GRU4Rec, load_config, split_data,
+build_model, evaluate`` (the official package's ``from gru4rec import ...``).
 
-They take pandas DataFrames as in the README (e.g. from ``load_databricks_table``) or Spark
+The helpers take pandas DataFrames as in the README (e.g. from ``load_databricks_table``) or Spark
 DataFrames; the split itself always runs in Spark (:func:`spark_recs.data.split.train_valid_test_split`).
+The Spark job built on the same config is :mod:`spark_recs.tasks.gru4rec`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from spark_recs.config import load_config
 from spark_recs.data.split import train_valid_test_split as _spark_split
 from spark_recs.evaluation.sessions import batch_eval
 from spark_recs.models.gru4rec.model import GRU4Rec
+from spark_recs.tasks.gru4rec import build_model
 
-__all__ = ["load_config", "split_data", "train_valid_test_split", "build_model", "evaluate"]
+__all__ = ["GRU4Rec", "load_config", "split_data", "train_valid_test_split", "build_model", "evaluate"]
 
 
 def train_valid_test_split(
@@ -39,14 +42,6 @@ def train_valid_test_split(
 def split_data(df: pd.DataFrame | DataFrame, config: dict):
     """``(train, valid, test)`` with the config's ``data_split`` fractions and ``data`` column names."""
     return train_valid_test_split(df, **config["data_split"], **config["data"])
-
-
-def build_model(config: dict) -> GRU4Rec:
-    """A GRU4Rec from the config's ``model`` section; loaded from ``paths.model_load`` when that is set."""
-    model_load = config.get("paths", {}).get("model_load")
-    if model_load:
-        return GRU4Rec.load(model_load, device=config["model"].get("device"))
-    return GRU4Rec(**config["model"])
 
 
 def evaluate(gru: GRU4Rec, test: pd.DataFrame, config: dict) -> tuple[dict, dict]:

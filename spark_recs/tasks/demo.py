@@ -1,8 +1,8 @@
-"""The main job end to end: load, validate, index, split, train, batch-recommend, evaluate, track."""
+"""The demo job (``kind: demo``): the main job end to end on one model (Popular): load, validate, index,
+split, train, batch-recommend, evaluate, track."""
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +16,7 @@ from spark_recs.batch import recommend_sessions
 from spark_recs.core.params import (
     NON_NEGATIVE,
     POSITIVE_INT,
+    ConfigError,
     Rule,
     check_params,
     declarations,
@@ -23,6 +24,7 @@ from spark_recs.core.params import (
 )
 from spark_recs.data.index import IdIndex
 from spark_recs.data.io import write_table
+from spark_recs.data.schema import SchemaError
 from spark_recs.data.sources import read_ratings, read_sessions, synthetic_log
 from spark_recs.data.split import preprocess_sessions, time_split
 from spark_recs.evaluation.metrics import next_item_metrics, next_item_targets
@@ -31,8 +33,7 @@ from spark_recs.progress import Steps
 from spark_recs.runtime import cached, default_tracking_uri, work_dir
 from spark_recs.tracking import mlflow_key, tracked_run
 
-log = logging.getLogger(__name__)
-
+from .base import Section, session_settings
 
 _TEXT = Rule(str)
 _OPTIONAL_TEXT = Rule(str, nullable=True)
@@ -102,7 +103,29 @@ class DemoConfig:
         return cls(**values | {"test_days": float(values["test_days"])})
 
 
-def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` measured and wrote: Recall/MRR at the cutoffs (and ``n_targets``), row
+    counts, the MLflow run, and the folder and format of the recommendations and rejected rows."""
+
+    metrics: dict[str, float]
+    counts: dict[str, int]
+    run_id: str
+    tracking_uri: str
+    output: str
+    format: str
+
+
+def schema() -> dict[str, Section]:
+    """The ``kind: demo`` schema: each field of :class:`DemoConfig` at its ``CONFIG_KEYS`` key."""
+    sections: dict[str, Section] = {"data": {}, "evaluation": {}, "mlflow": {}, "paths": {}}
+    for name, p in declarations(DemoConfig).items():
+        section, key = DemoConfig.config_key(name)
+        sections[section][key] = (p.default, p.rule)
+    return sections
+
+
+def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> DemoResult:
     """Run the demo job; returns the metrics, row counts and where everything was written."""
     cfg = config or DemoConfig()
     if cfg.ratings:
@@ -176,11 +199,36 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> dict:
             )
             run_id = run.info.run_id
     tracking = cfg.tracking_uri or default_tracking_uri()
-    return {
-        "metrics": metrics,
-        "counts": counts | {"rows_in": checked.rows_in, "rejected": checked.n_rejected},
-        "run_id": run_id,
-        "tracking_uri": tracking,
-        "output": str(out),
-        "format": fmt,
-    }
+    counts |= {"rows_in": checked.rows_in, "rejected": checked.n_rejected}
+    return DemoResult(metrics, counts, run_id, tracking, str(out), fmt)
+
+
+def demo(spark: SparkSession, config: dict) -> DemoResult:
+    """Run the demo job (:func:`run_demo`) with a ``kind: demo`` config; no next-item target to score is
+    an error."""
+    data, evaluation = config["data"], config["evaluation"]
+    if max(evaluation["cutoff"]) > evaluation["n"]:
+        raise ConfigError(
+            f"evaluation.cutoff {evaluation['cutoff']} exceeds evaluation.n = {evaluation['n']}: "
+            "raise evaluation.n or lower the cutoffs"
+        )
+    if data["sessions"] and data["ratings"]:
+        raise ConfigError("give data.sessions or data.ratings, not both")
+    try:
+        result = run_demo(spark, DemoConfig.from_config(config))
+    except SchemaError as exc:
+        if not data["sessions"]:
+            raise
+        looks_like_ratings = {"user", "item"} <= set(exc.found)
+        hint = (
+            f"it looks like ratings: pass it as data.ratings={data['sessions']}",
+            f"it looks like ratings: run `spark-recs demo --ratings {data['sessions']}`",
+        )
+        raise exc.fixed_by(session_settings(data), hint if looks_like_ratings else None) from None
+    if not result.metrics["n_targets"]:
+        raise ValueError(
+            f"the demo found no next-item target to score: the test sessions (those ending in the last "
+            f"{data['test_days']:g} days) are empty or hold no item seen in training; raise data.test_days "
+            "(--test-days) or give more data"
+        )
+    return result

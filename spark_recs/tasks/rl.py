@@ -1,0 +1,289 @@
+"""The RL job (``kind: rl``): a recnn-style actor (DDPG, TD3, BCQ, REINFORCE) trained on a ratings source.
+
+``train`` loads the ratings, derives item embeddings, builds a :class:`~spark_recs.rl.env.FrameEnv` and the
+algorithm, trains with per-epoch train/test losses logged to MLflow, turns the trained policy into an
+:class:`~spark_recs.rl.recommender.ActorRecommender`, optionally scores it on the per-user temporal holdout
+of :mod:`spark_recs.rl.holdout`, and logs and registers it. Everything random is drawn from ``env.seed``:
+the user split, the batch order, the networks' initialisation, the algorithm's generator, the embeddings'
+PCA or factorisation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from spark_recs.core.params import FRACTION, NUMBER, POSITIVE_INT, Rule
+from spark_recs.rl.algos import Algo, MLflowWriter
+from spark_recs.rl.embeddings import ItemEmbeddings
+from spark_recs.rl.env import FrameEnv
+from spark_recs.rl.holdout import NextItemHoldout, next_item_holdout, ranking_metrics, user_model_scores
+from spark_recs.rl.recommender import ActorRecommender
+from spark_recs.rl.training import (
+    NET_PARAMS,
+    build_algorithm,
+    feature_embeddings,
+    policy_nets,
+    train_policy,
+    unit_rms,
+)
+
+from .base import Section, Trained, flat, mlflow_section, mlflow_settings, no_prepared_input, section
+
+#: The sections of an RL config besides those of the algorithms.
+SECTIONS: dict[str, Section] = {
+    "data": {
+        "ratings": ("../shared/data/ml-latest-small", Rule(str, source=True)),  # folder, file, path or table
+        "items": (None, Rule(str, nullable=True, source=True)),  # MovieLens folder of features; null: ratings
+        "user_key": ("user", Rule(str)),  # column names of a ratings file or table
+        "item_key": ("item", Rule(str)),
+        "rating_key": ("rating", Rule(str)),
+        "time_key": ("timestamp", Rule(str)),
+    },
+    "embeddings": {
+        "source": ("features", Rule(str, choices=("features", "mf", "file"))),
+        "dim": (32, POSITIVE_INT),
+        "path": (None, Rule(str, nullable=True, source=True)),
+        "mf_iterations": (20, POSITIVE_INT),
+    },
+    "env": {
+        "frame_size": (10, POSITIVE_INT),
+        "batch_size": (25, POSITIVE_INT),
+        "test_size": (0.05, FRACTION),
+        "min_seq_size": (10, POSITIVE_INT),
+        "rating_center": (2.5, Rule(NUMBER)),
+        "rating_scale": (2.0, Rule(NUMBER, 0, None)),
+        "missing_items": ("error", Rule(str, choices=("error", "drop"))),
+        "seed": (42, Rule(int, 0)),
+    },
+    "algorithm": {
+        "name": ("ddpg", Rule(str, choices=("ddpg", "td3", "bcq", "reinforce"))),
+        "hidden_size": (256, POSITIVE_INT),
+    },
+    "training": {
+        "epochs": (10, POSITIVE_INT),
+        "log_every": (100, POSITIVE_INT),  # per-update losses logged every that many updates
+        "device": ("cpu", Rule(str)),
+    },
+    "recommender": {"scoring": ("dot", Rule(str, choices=("dot", "cosine")))},
+    "evaluation": {
+        "holdout": (False, Rule(bool)),
+        "k": (10, POSITIVE_INT),
+        "min_rows": (3, Rule(int, 3)),
+    },
+    "mlflow": mlflow_section("spark_recs-rl", "spark_recs-rl"),
+}
+
+
+def schema() -> dict[str, Section]:
+    """The ``kind: rl`` schema: :data:`SECTIONS`, then one section per algorithm with the update parameters
+    it declares (recnn's defaults), of which only the section of ``algorithm.name`` is used."""
+    from spark_recs.rl.algos import BCQ, DDPG, TD3, BCQNetworkParams, Reinforce
+
+    return SECTIONS | {
+        "ddpg": section(DDPG),
+        "td3": section(TD3),
+        "bcq": section(BCQ) | section(BCQNetworkParams),
+        "reinforce": section(Reinforce),
+    }
+
+
+def load_ratings(spark, config: dict):
+    """The config's ``data.ratings`` (any source of :mod:`spark_recs.data.sources`) validated, its columns
+    named by ``data.user_key``/``item_key``/``rating_key``/``time_key`` (a MovieLens folder's by its loader)."""
+    from spark_recs.data.schema import RatingColumns
+    from spark_recs.data.sources import read_ratings
+
+    data = config["data"]
+    keys = ("user_key", "item_key", "rating_key", "time_key")
+    return read_ratings(
+        spark,
+        data["ratings"],
+        "data.ratings",
+        columns=RatingColumns(*(data[k] for k in keys)),
+        settings={data[k]: f"data.{k}" for k in keys},
+    )
+
+
+def build_embeddings(spark, config: dict, train_rows) -> ItemEmbeddings:
+    """Item embeddings as ``embeddings.source`` says: ``features`` (TF-IDF of MovieLens genres and tags,
+    PCA to ``dim``), ``mf`` (the item factors of an :class:`~spark_recs.models.mf.ImplicitMF` with ``dim``
+    features fitted on ``train_rows``), both scaled by :func:`unit_rms`, or ``file`` (``embeddings.path``,
+    Parquet or ``.npz``, used as given)."""
+    spec, seed = config["embeddings"], config["env"]["seed"]
+    if spec["source"] == "file":
+        if not spec["path"]:
+            raise ValueError("embeddings.source: file needs embeddings.path (a .parquet or .npz file)")
+        return ItemEmbeddings.from_file(spec["path"])
+    if spec["source"] == "mf":
+        from spark_recs.models.mf import ImplicitMF
+
+        model = ImplicitMF(features=spec["dim"], iterations=spec["mf_iterations"], seed=seed)
+        return unit_rms(ItemEmbeddings.from_model(model.fit(train_rows)))
+    folder = config["data"]["items"] or config["data"]["ratings"]
+    return unit_rms(feature_embeddings(spark, folder, spec["dim"], seed))
+
+
+def build_env(config: dict, embeddings: ItemEmbeddings, train_rows, spark=None) -> FrameEnv:
+    """The config's :class:`FrameEnv` over ``train_rows`` (``user, item, rating, timestamp``)."""
+    env = config["env"]
+    return FrameEnv(
+        embeddings,
+        train_rows,
+        frame_size=env["frame_size"],
+        batch_size=env["batch_size"],
+        test_size=env["test_size"],
+        min_seq_size=env["min_seq_size"],
+        rating_center=env["rating_center"],
+        rating_scale=env["rating_scale"],
+        missing_items=env["missing_items"],
+        seed=env["seed"],
+        spark=spark,
+    )
+
+
+def algorithm_from_config(config: dict, env: FrameEnv) -> Algo:
+    """The config's algorithm: ``algorithm.name`` with ``algorithm.hidden_size`` and the parameters of the
+    section named like it (``ddpg:``, ``td3:``, ``bcq:``, ``reinforce:``), moved to ``training.device``."""
+    name = config["algorithm"]["name"]
+    section = dict(config[name])
+    shape = {key: section.pop(key) for key in NET_PARAMS if key in section}
+    algo = build_algorithm(
+        name,
+        env,
+        hidden_size=config["algorithm"]["hidden_size"],
+        seed=config["env"]["seed"],
+        **shape,
+        **section,
+    )
+    algo.writer = MLflowWriter(every=config["training"]["log_every"])
+    return algo.to(config["training"]["device"])
+
+
+def recommender_for(algo: Algo, embeddings: ItemEmbeddings, ratings, config: dict) -> ActorRecommender:
+    """The trained policy as a recommender whose states are the last frames of ``ratings``' users."""
+    env = config["env"]
+    return ActorRecommender.from_policy(
+        policy_nets(algo),
+        embeddings,
+        ratings,
+        frame_size=env["frame_size"],
+        scoring=config["recommender"]["scoring"],
+        rating_center=env["rating_center"],
+        rating_scale=env["rating_scale"],
+    )
+
+
+def train(
+    spark,
+    config: dict,
+    prepared: str | None = None,
+    *,
+    experiment: str | None = None,
+    register_as: str | None = None,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+) -> Trained:
+    """Train, evaluate, log and register the RL recommender a ``kind: rl`` config describes.
+
+    With ``evaluation.holdout`` the policy (and MF embeddings) see only the holdout's training rows and the
+    run logs ``holdout_*`` ranking metrics (the result's ``evaluation``); the registered recommender always
+    starts from each user's full history. Logged: the flattened config as params, per-update and per-epoch
+    losses as step metrics, the embeddings (``embeddings/item_embeddings.parquet``), and the recommender,
+    registered as ``mlflow.registered_model`` with ``mlflow.alias`` (null name: logged only);
+    ``experiment``, ``register_as`` and ``alias`` override those settings. The result's ``trainer`` is the
+    trained :class:`~spark_recs.rl.algos.Algo`.
+    """
+    import mlflow
+
+    from spark_recs.progress import Steps
+    from spark_recs.serving.registry import log_and_register
+    from spark_recs.tracking import log_metrics_clean, log_params_flat, tracked_run
+
+    no_prepared_input("rl", prepared)
+    tracking = mlflow_settings(config, experiment, register_as, alias)
+    evaluation, name = config["evaluation"], config["algorithm"]["name"]
+    steps = Steps(5 if evaluation["holdout"] else 4)
+    with steps.step(f"load ratings from {config['data']['ratings']}"):
+        validated = load_ratings(spark, config)
+        ratings = train_rows = validated.accepted
+        holdout = None
+        if evaluation["holdout"]:
+            holdout = next_item_holdout(ratings, min_rows=evaluation["min_rows"])
+            train_rows = holdout.train
+    with steps.step(f"build {config['embeddings']['source']} embeddings and the environment"):
+        embeddings = build_embeddings(spark, config, train_rows)
+        env = build_env(config, embeddings, train_rows, spark)
+        algo = algorithm_from_config(config, env)
+    with tracked_run(tracking["experiment"], tracking["run_name"], tracking_uri=tracking_uri) as run:
+        log_params_flat(flat(config | {"mlflow": tracking}))
+        log_params_flat(
+            {
+                "rejected_rows": validated.n_rejected,
+                "train_rows": len(env.items),
+                "train_users": len(env.train_users),
+                "test_users": len(env.test_users),
+                "excluded_users": env.excluded_users,
+                "items": len(embeddings),
+            }
+        )
+        mlflow.set_tags({"kind": "rl", "algorithm": name})
+        with steps.step(f"train {name} for {config['training']['epochs']} epochs"):
+            history = train_policy(env, algo, config["training"]["epochs"], progress=progress)
+        scores = None
+        if holdout is not None:
+            with steps.step(f"evaluate on the temporal holdout ({len(holdout.users)} users)"):
+                metrics = holdout_metrics(
+                    policy_nets(algo),
+                    embeddings,
+                    holdout,
+                    frame_size=config["env"]["frame_size"],
+                    scoring=config["recommender"]["scoring"],
+                    rating_center=config["env"]["rating_center"],
+                    rating_scale=config["env"]["rating_scale"],
+                    k=evaluation["k"],
+                )
+                log_metrics_clean({f"holdout_{k}": v for k, v in metrics.items()})
+                scores = pd.DataFrame([metrics])
+        with steps.step("log the embeddings, log and register the recommender"):
+            recommender = recommender_for(algo, embeddings, ratings, config)
+            with tempfile.TemporaryDirectory(prefix="spark_recs_embeddings_") as scratch:
+                mlflow.log_artifact(
+                    str(embeddings.save(Path(scratch) / "item_embeddings.parquet")), "embeddings"
+                )
+            logged = log_and_register(
+                recommender, registered_model=tracking["registered_model"], alias=tracking["alias"]
+            )
+    history = pd.DataFrame(history)
+    return Trained(recommender, run.info.run_id, logged.uri, logged.version, history, scores, trainer=algo)
+
+
+def holdout_metrics(
+    nets: dict[str, torch.nn.Module],
+    embeddings: ItemEmbeddings,
+    holdout: NextItemHoldout,
+    *,
+    frame_size: int,
+    scoring: str = "dot",
+    rating_center: float = 2.5,
+    rating_scale: float = 2.0,
+    k: int = 10,
+) -> dict[str, float]:
+    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and ``coverage@k`` of a trained policy (``nets`` as for
+    :meth:`ActorRecommender.from_policy`) on a :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test
+    user's state is the last frame of its prefix (training rows, then the validation row)."""
+
+    model = ActorRecommender.from_policy(
+        nets,
+        embeddings,
+        holdout.prefix_frame.rename(columns={"position": "timestamp"}),
+        frame_size=frame_size,
+        scoring=scoring,
+        rating_center=rating_center,
+        rating_scale=rating_scale,
+    )
+    return ranking_metrics(user_model_scores(model, holdout), holdout, k=k)
