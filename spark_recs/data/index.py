@@ -1,9 +1,6 @@
-"""IdIndex: raw user/item/session ids (int or string) to dense ``0..n-1`` indices, computed in Spark.
-
-The numbering is deterministic and parallel: ids are hashed into a fixed number of buckets,
-numbered by (bucket, id) inside each bucket with a window partitioned by bucket, and shifted by
-the sizes of the buckets before them (one small aggregate of ``buckets`` rows). Nothing is
-collected per id and no window runs over a single partition.
+"""IdIndex: raw user/item/session ids (int or string) to dense ``0..n-1`` indices, computed in Spark by
+:func:`dense_positions` over hash buckets: deterministic and parallel, nothing is collected per id and no
+window runs over a single partition.
 """
 
 from __future__ import annotations

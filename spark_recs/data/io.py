@@ -257,9 +257,8 @@ def _write_named(df: DataFrame, name: str, fmt: str, mode: str) -> None:
             df.write.format(fmt).mode(mode).saveAsTable(name)
         else:  # created at a version folder, so that no overwrite ever deletes a folder a reader may be in
             create = f"CREATE TABLE {name} USING {fmt} LOCATION "
-            versioned.replace(
-                df, folder / _split_name(name)[-1].strip("`"), fmt, lambda v: _sql(spark, create, v)
-            )
+            table_folder = folder / _split_name(name)[-1].strip("`")
+            versioned.replace(df, table_folder, fmt, lambda v: spark.sql(create + _sql_string(v)))
         return
     location = _table_folder(spark, name)
     if location is None or (not is_connect(spark) and not _same_columns(spark.table(name).schema, df.schema)):
@@ -280,10 +279,6 @@ def _write_named(df: DataFrame, name: str, fmt: str, mode: str) -> None:
         return location
 
     versioned.replace(df, versioned.base_of(location), fmt, move)
-
-
-def _sql(spark: SparkSession, statement: str, location: Path) -> None:
-    spark.sql(statement + _sql_string(location))
 
 
 def _schema_folder(spark: SparkSession, name: str) -> Path | None:

@@ -47,12 +47,16 @@ def load_ratings(spark: SparkSession, path: str | Path, *, file: str | None = No
             *[F.col(c).alias(n) for c, n in zip(["userId", "movieId", "rating", "timestamp"], names)]
         )
     else:
-        lines = spark.read.text(str(path / (file or "ratings.dat")))
-        parts = F.split(F.col("value"), "::")
-        raw = lines.select(*[parts.getItem(i).alias(n) for i, n in enumerate(names)])
+        raw = _read_dat(spark, path / (file or "ratings.dat"), names)
     return validate(
         raw, RATINGS.ids, "timestamp", "rating", id_type="long", what=f"MovieLens ratings {path.name}"
     )
+
+
+def _read_dat(spark: SparkSession, file: Path, names: list[str]) -> DataFrame:
+    """A ``::``-separated file (1M, 10M) as string columns ``names``."""
+    parts = F.split(F.col("value"), "::")
+    return spark.read.text(str(file)).select(*[parts.getItem(i).alias(n) for i, n in enumerate(names)])
 
 
 def load_items(spark: SparkSession, path: str | Path) -> DataFrame:
@@ -69,14 +73,10 @@ def load_items(spark: SparkSession, path: str | Path) -> DataFrame:
             F.array(*[F.when(F.col(g) == "1", F.lit(g)) for g in GENRES_100K]), lambda g: g.isNotNull()
         )
         return raw.select(F.col("item").cast("long"), "title", "release_date", genres.alias("genres"), *flags)
-    name = "movies.csv" if layout == "csv" else "movies.dat"
     if layout == "csv":
-        raw = read_table(spark, str(path / name), sep=",").withColumnRenamed("movieId", "item")
+        raw = read_table(spark, str(path / "movies.csv"), sep=",").withColumnRenamed("movieId", "item")
     else:
-        parts = F.split(F.col("value"), "::")
-        raw = spark.read.text(str(path / name)).select(
-            parts.getItem(0).alias("item"), parts.getItem(1).alias("title"), parts.getItem(2).alias("genres")
-        )
+        raw = _read_dat(spark, path / "movies.dat", ["item", "title", "genres"])
     return raw.select(F.col("item").cast("long"), "title", F.split(F.col("genres"), r"\|").alias("genres"))
 
 

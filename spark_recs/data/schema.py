@@ -25,8 +25,6 @@ _FULL_DATE = r"^[+-]?\d{4,}-\d{1,2}-\d{1,2}(\D|$)"
 _MILLISECONDS = 1e11
 # At most this share of non-integer ids in a column looks like a few bad rows, not string ids.
 _FEW_NON_INTEGERS = 0.01
-
-
 _SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'", ",": "','"}
 
 
@@ -85,7 +83,8 @@ def _setting(setting: str, value: str, command_line: bool) -> str:
 
 @dataclass(frozen=True)
 class SessionColumns:
-    """Column names of a session log (GRU4Rec's ``session_key``/``item_key``/``time_key``)."""
+    """Column names of a session log (GRU4Rec's ``session_key``/``item_key``/``time_key``): what the
+    session functions taking ``**keys`` accept."""
 
     session_key: str = "SessionId"
     item_key: str = "ItemId"
@@ -94,6 +93,10 @@ class SessionColumns:
     @property
     def ids(self) -> list[str]:
         return [self.session_key, self.item_key]
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.ids, self.time_key]
 
 
 @dataclass(frozen=True)
@@ -150,10 +153,6 @@ def _id_text(col: str) -> Column:
     """The trimmed id as a string; null when blank, like a missing id."""
     text = F.trim(F.col(col).cast("string"))
     return F.when(text != F.lit(""), text)
-
-
-def _parsed_id(col: str, id_type: str) -> Column:
-    return _id_text(col).try_cast("long") if id_type == "long" else _id_text(col)
 
 
 def date_time_seconds(raw: Column) -> Column:
@@ -280,10 +279,10 @@ def validate(
     ``long`` column), ``unparseable <time column>``, ``non-numeric <rating column>``, ``duplicate event``
     (an exact copy of an earlier row; only with ``duplicates``). ``id_type`` is ``"auto"`` (integers when
     every id parses as one, else strings), ``"long"`` or ``"string"``, or a dict of these by id column
-    (columns it leaves out are ``auto``); a blank id is a null id. Times become epoch seconds (double), ratings doubles; a
-    time string needs a date with year, month and day. Accepted but suspicious values (times that look
-    like milliseconds, negative or future times, a few non-integer ids among integers) are counted in
-    ``warnings`` and logged.
+    (columns it leaves out are ``auto``); a blank id is a null id. Times become epoch seconds (double),
+    ratings doubles; a time string needs a date with year, month and day. Accepted but suspicious values
+    (times that look like milliseconds, negative or future times, a few non-integer ids among integers)
+    are counted in ``warnings`` and logged.
     """
     needed = list(id_columns) + [c for c in (time_column, rating_column) if c]
     require_columns(df, needed, what)
@@ -291,7 +290,7 @@ def validate(
     dtypes = dict(df.dtypes)
     types, id_warnings = _id_types(df, requested)
 
-    parsed = {c: _parsed_id(c, types[c]) for c in id_columns}
+    parsed = {c: _id_text(c).try_cast("long") if types[c] == "long" else _id_text(c) for c in id_columns}
     checks: list[tuple[Column, str]] = [
         (parsed[c].isNull(), f"null or non-integer {c}" if requested[c] == "long" else f"null {c}")
         for c in id_columns

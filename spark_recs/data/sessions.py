@@ -15,19 +15,18 @@ def load_sessions(
     spark: SparkSession,
     source: str | Path,
     *,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
     sep: str | None = None,
     id_type: str | dict[str, str] = "auto",
+    **keys: str,
 ) -> Validated:
-    """Load and validate a session log (file, path or table) with the given column names.
+    """Load and validate a session log (file, path or table) with the column names ``keys``
+    (:class:`~spark_recs.data.schema.SessionColumns`).
 
     ``Time`` may be epoch seconds or a timestamp string; it comes back as epoch seconds.
     """
+    c = SessionColumns(**keys)
     raw = read_table(spark, str(source), sep=sep)
-    cols = SessionColumns(session_key, item_key, time_key)
-    return validate(raw, cols.ids, time_key, id_type=id_type, what=f"session log {Path(str(source)).name}")
+    return validate(raw, c.ids, c.time_key, id_type=id_type, what=f"session log {Path(str(source)).name}")
 
 
 def load_diginetica(spark: SparkSession, path: str | Path) -> Validated:

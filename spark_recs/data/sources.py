@@ -24,7 +24,14 @@ from pyspark.sql import functions as F
 
 from spark_recs.data.io import is_table_name, is_uri, read_table
 from spark_recs.data.movielens import load_ratings, movielens_layout
-from spark_recs.data.schema import RatingColumns, SchemaError, Validated, require_columns, validate
+from spark_recs.data.schema import (
+    RatingColumns,
+    SchemaError,
+    SessionColumns,
+    Validated,
+    require_columns,
+    validate,
+)
 from spark_recs.data.sessions import load_sessions
 from spark_recs.data.synthetic import synthetic_sessions
 
@@ -111,38 +118,29 @@ def read_sessions(
     source: str,
     what: str = "sessions",
     *,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
     sep: str | None = None,
     id_type: str | dict[str, str] = "auto",
     settings: dict[str, str] | None = None,
+    **keys: str,
 ) -> Validated:
-    """A validated session log (:func:`~spark_recs.data.sessions.load_sessions`) from a table, path or file.
+    """A validated session log (:func:`~spark_recs.data.sessions.load_sessions`, which takes ``keys``) from
+    a table, path or file.
 
     ``what`` names the source in a not-found error; ``settings`` maps a column to the config key or option
     that names it, for the fix of a missing column.
     """
     require_source(spark, source, what)
-    keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
     try:
-        return load_sessions(spark, source, **keys, sep=sep, id_type=id_type)
+        return load_sessions(spark, source, sep=sep, id_type=id_type, **keys)
     except SchemaError as exc:
         raise exc.fixed_by(settings or {}) from None
 
 
 def synthetic_log(
-    spark: SparkSession,
-    n_events: int,
-    n_items: int,
-    *,
-    seed: int = 0,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
+    spark: SparkSession, n_events: int, n_items: int, *, seed: int = 0, **keys: str
 ) -> Validated:
     """The embedded synthetic session log (:func:`~spark_recs.data.synthetic.synthetic_sessions`) under the
-    given column names, validated like a read one."""
-    keys = {"session_key": session_key, "item_key": item_key, "time_key": time_key}
+    column names ``keys`` (:class:`~spark_recs.data.schema.SessionColumns`), validated like a read one."""
+    c = SessionColumns(**keys)
     raw = synthetic_sessions(spark, n_events, n_items, seed=seed, **keys)
-    return validate(raw, [session_key, item_key], time_key, what="synthetic sessions")
+    return validate(raw, c.ids, c.time_key, what="synthetic sessions")

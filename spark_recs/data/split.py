@@ -3,8 +3,10 @@ a per-user temporal holdout and recnn's user split.
 
 Randomness comes from ``xxhash64(seed, key)``, never ``rand()``, so a split depends only on the data and
 the seed, not on partitioning or engine. Rows a split removes are kept in a ``rejected`` DataFrame (the
-input columns plus ``reason``) so ``rows in = parts + rejected`` can always be checked.
-Inputs are expected to be validated (:func:`spark_recs.data.schema.validate`): no null ids.
+input columns plus ``reason``) so ``rows in = parts + rejected`` can always be checked. Session splits
+take their column names as ``**keys``: the fields of :class:`~spark_recs.data.schema.SessionColumns`
+(``session_key``, ``item_key``, ``time_key``). Inputs are expected to be validated
+(:func:`spark_recs.data.schema.validate`): no null ids.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_recs.data.index import dense_positions, hash_bucket
-from spark_recs.data.schema import require_columns
+from spark_recs.data.schema import SessionColumns, require_columns
 from spark_recs.runtime import cached
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ REJECTED = "rejected"
 
 TTPair = namedtuple("TTPair", ["train", "test"])
 TTPair.__doc__ = "Train-test pair (named tuple), as in LensKit."
+
+
+def _part(name: str) -> property:
+    return property(lambda self: self.part(name), doc=f"The ``{name}`` rows, with the input columns only.")
 
 
 @dataclass(frozen=True)
@@ -72,10 +78,7 @@ class Filtered(Labelled):
 
     PARTS: ClassVar = ("kept",)
     REASONS: ClassVar = ("null_key", "short_session", "rare_item", "short_session_after_item_filter")
-
-    @property
-    def kept(self) -> DataFrame:
-        return self.part("kept")
+    kept = _part("kept")
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,7 @@ class SessionSplit(Labelled):
     cutoff: float | None = None
     PARTS: ClassVar = ("train", "test")
     REASONS: ClassVar = ("null_key", "test_unseen_item", "test_short_session")
-
-    @property
-    def train(self) -> DataFrame:
-        return self.part("train")
-
-    @property
-    def test(self) -> DataFrame:
-        return self.part("test")
+    train, test = _part("train"), _part("test")
 
 
 @dataclass(frozen=True)
@@ -107,23 +103,12 @@ class GRU4RecSplit(Labelled):
     REASONS: ClassVar = (
         Filtered.REASONS + SessionSplit.REASONS[1:] + ("valid_unseen_item", "valid_short_session")
     )
+    train_tr, valid, test = _part("train_tr"), _part("valid"), _part("test")
 
     @property
     def train_full(self) -> DataFrame:
         in_valid_split = F.col(PART).isin("train_tr", "valid") | F.col(REASON).startswith("valid_")
         return self.rows.where(in_valid_split).drop(PART, REASON)
-
-    @property
-    def train_tr(self) -> DataFrame:
-        return self.part("train_tr")
-
-    @property
-    def valid(self) -> DataFrame:
-        return self.part("valid")
-
-    @property
-    def test(self) -> DataFrame:
-        return self.part("test")
 
     def counts(self) -> dict[str, int]:
         counts = super().counts()
@@ -137,14 +122,7 @@ class UserSplit(Labelled):
 
     PARTS: ClassVar = ("train", "test")
     REASONS: ClassVar = ("too_few_ratings",)
-
-    @property
-    def train(self) -> DataFrame:
-        return self.part("train")
-
-    @property
-    def test(self) -> DataFrame:
-        return self.part("test")
+    train, test = _part("train"), _part("test")
 
 
 # --- GRU4Rec: preprocessing and time split -------------------------------------------------------
@@ -183,59 +161,46 @@ def _start(df: DataFrame, keys: list[str]) -> DataFrame:
     return _reject(df, reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys]), "null_key")
 
 
-def _preprocess(df: DataFrame, session: str, item: str, min_session_length: int, min_item_support: int):
-    df = _reject(df, _live_count(session) < min_session_length, "short_session")
-    df = _reject(df, _live_count(item) < min_item_support, "rare_item")
-    return _reject(df, _live_count(session) < min_session_length, "short_session_after_item_filter")
+def _preprocess(df: DataFrame, c: SessionColumns, min_session_length: int, min_item_support: int):
+    df = _reject(df, _live_count(c.session_key) < min_session_length, "short_session")
+    df = _reject(df, _live_count(c.item_key) < min_item_support, "rare_item")
+    return _reject(df, _live_count(c.session_key) < min_session_length, "short_session_after_item_filter")
 
 
-def _split_last_days(df: DataFrame, session: str, item: str, time: str, days: float, part: str):
+def _split_last_days(df: DataFrame, c: SessionColumns, days: float, part: str):
     """GRU4Rec's time split of the undecided rows: sessions whose last event is within ``days`` of the last
     event go to ``part``, except events on items absent from the other sessions (rejected), then sessions
     left shorter than 2 (rejected). Returns the frame and the cutoff time (one job finds the last event)."""
-    t = F.col(time).cast("double")
+    t = F.col(c.time_key).cast("double")
     t_max = df.where(_live()).agg(F.max(t)).first()[0]
     cutoff = None if t_max is None else t_max - days * SECONDS_PER_DAY
-    session_end = F.max(F.when(_live(), t)).over(Window.partitionBy(session))
+    session_end = F.max(F.when(_live(), t)).over(Window.partitionBy(c.session_key))
     df = df.withColumn("_holdout", _live() & F.coalesce(session_end >= F.lit(cutoff), F.lit(False)))
-    seen = F.max(F.when(_live() & ~F.col("_holdout"), 1)).over(Window.partitionBy(item)).isNotNull()
+    seen = F.max(F.when(_live() & ~F.col("_holdout"), 1)).over(Window.partitionBy(c.item_key)).isNotNull()
     df = _reject(df, F.col("_holdout") & ~seen, f"{part}_unseen_item")
     df = _reject(
         df,
-        F.col("_holdout") & (_live_count(session, _live() & F.col("_holdout")) < 2),
+        F.col("_holdout") & (_live_count(c.session_key, _live() & F.col("_holdout")) < 2),
         f"{part}_short_session",
     )
     return _assign(df, F.col("_holdout"), part).drop("_holdout"), cutoff
 
 
 def preprocess_sessions(
-    df: DataFrame,
-    *,
-    min_session_length: int = 2,
-    min_item_support: int = 5,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
+    df: DataFrame, *, min_session_length: int = 2, min_item_support: int = 5, **keys: str
 ) -> Filtered:
     """GRU4Rec's filtering: drop short sessions, then items with fewer than ``min_item_support`` events,
     then sessions that became shorter than ``min_session_length``."""
-    rows = _start(df, [session_key, item_key, time_key])
-    rows = _preprocess(rows, session_key, item_key, min_session_length, min_item_support)
+    c = SessionColumns(**keys)
+    rows = _preprocess(_start(df, c.names), c, min_session_length, min_item_support)
     return Filtered(_assign(rows, F.lit(True), "kept"))
 
 
-def time_split(
-    df: DataFrame,
-    days: float = 1,
-    *,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
-) -> SessionSplit:
+def time_split(df: DataFrame, days: float = 1, **keys: str) -> SessionSplit:
     """Test = sessions whose last event is in the final ``days`` days (``time_key`` in seconds); no session is
     cut. Test events on items not in train are rejected, then test sessions shorter than 2 events."""
-    rows = _start(df, [session_key, item_key, time_key])
-    rows, cutoff = _split_last_days(rows, session_key, item_key, time_key, days, "test")
+    c = SessionColumns(**keys)
+    rows, cutoff = _split_last_days(_start(df, c.names), c, days, "test")
     return SessionSplit(_assign(rows, F.lit(True), "train"), cutoff)
 
 
@@ -247,20 +212,18 @@ def gru4rec_time_split(
     preprocess: bool = True,
     min_session_length: int = 2,
     min_item_support: int = 5,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
+    **keys: str,
 ) -> GRU4RecSplit:
     """GRU4Rec's RSC15 preparation: :func:`preprocess_sessions` (skip with ``preprocess=False``), a
     :func:`time_split` of the last ``days`` into ``test``, then the same split of the rest (``train_full``)
     on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. Two small jobs run at
     once to find the last event times; everything else is lazy."""
-    rows = _start(df, [session_key, item_key, time_key])
+    c = SessionColumns(**keys)
+    rows = _start(df, c.names)
     if preprocess:
-        rows = _preprocess(rows, session_key, item_key, min_session_length, min_item_support)
-    rows, test_cutoff = _split_last_days(rows, session_key, item_key, time_key, days, "test")
-    valid_days = days if valid_days is None else valid_days
-    rows, valid_cutoff = _split_last_days(rows, session_key, item_key, time_key, valid_days, "valid")
+        rows = _preprocess(rows, c, min_session_length, min_item_support)
+    rows, test_cutoff = _split_last_days(rows, c, days, "test")
+    rows, valid_cutoff = _split_last_days(rows, c, days if valid_days is None else valid_days, "valid")
     return GRU4RecSplit(_assign(rows, F.lit(True), "train_tr"), test_cutoff, valid_cutoff)
 
 
@@ -278,13 +241,7 @@ def _sorted_positions(df: DataFrame, value: str, tiebreak: list[str], out: str, 
 
 
 def train_valid_test_split(
-    df: DataFrame,
-    valid_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    *,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
+    df: DataFrame, valid_fraction: float = 0.1, test_fraction: float = 0.1, **keys: str
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Split whole sessions by time (GRU4Rec README): sessions ordered by their last event (ties by id), the
     latest ``round(test_fraction * n)`` to test, the ``round(valid_fraction * n)`` before them to valid.
@@ -293,16 +250,17 @@ def train_valid_test_split(
     """
     if not (0 <= valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction <= 1):
         raise ValueError(f"need 0 <= fractions and valid + test <= 1, got {valid_fraction}, {test_fraction}")
-    require_columns(df, [session_key, item_key, time_key], "session data")
-    sessions = df.groupBy(session_key).agg(F.max(F.col(time_key).cast("double")).alias("_end"))
-    sessions, n = _sorted_positions(sessions, "_end", [session_key], "_pos")
+    c = SessionColumns(**keys)
+    require_columns(df, c.names, "session data")
+    sessions = df.groupBy(c.session_key).agg(F.max(F.col(c.time_key).cast("double")).alias("_end"))
+    sessions, n = _sorted_positions(sessions, "_end", [c.session_key], "_pos")
     n_test, n_valid = round(test_fraction * n), round(valid_fraction * n)
     part = (
         F.when(F.col("_pos") >= n - n_test, "test")
         .when(F.col("_pos") >= n - n_test - n_valid, "valid")
         .otherwise("train")
     )
-    parted = df.join(sessions.select(session_key, part.alias("_part")), session_key).select(
+    parted = df.join(sessions.select(c.session_key, part.alias("_part")), c.session_key).select(
         *df.columns, "_part"
     )
     return tuple(parted.where(F.col("_part") == p).drop("_part") for p in ("train", "valid", "test"))
@@ -342,13 +300,6 @@ def _row_key(data: DataFrame, *salt: int) -> Column:
     return F.xxhash64(*[F.lit(s) for s in salt], *[F.col(c) for c in data.columns])
 
 
-def _mark_sampled(data: DataFrame, user: str, method: SampleN | SampleFrac, *salt: int) -> DataFrame:
-    """Add boolean ``_sampled``: the rows ``method`` holds out for each user (ties broken by all columns)."""
-    order = Window.partitionBy(user).orderBy(_row_key(data, *salt), *data.columns)
-    size = F.count(F.lit(1)).over(Window.partitionBy(user))
-    return data.withColumn("_sampled", F.row_number().over(order) <= method.held_out(size))
-
-
 def _shuffled(df: DataFrame, key: str, *salt: int) -> DataFrame:
     """Add ``_pos``: a seeded pseudo-random permutation ``0..n-1`` of the (unique) values of ``key``."""
     h = F.xxhash64(*[F.lit(s) for s in salt], F.col(key))
@@ -365,16 +316,27 @@ def _array_split_fold(pos: Column, n: int, k: int) -> Column:
     return F.when(pos < big, head).otherwise(F.lit(r) + F.floor((pos - F.lit(big)) / F.lit(q))).cast("long")
 
 
-def _folds_of(data: DataFrame, assigned: DataFrame, fold: str, k: int) -> Iterator[TTPair]:
+def _folds_of(data: DataFrame, assigned: DataFrame, k: int) -> Iterator[TTPair]:
     for i in range(k):
-        test = F.coalesce((F.col(fold) == i) & F.col("_sampled"), F.lit(False))
+        test = F.coalesce((F.col("_fold") == i) & F.col("_sampled"), F.lit(False))
         yield TTPair(assigned.where(~test).select(data.columns), assigned.where(test).select(data.columns))
 
 
-def _user_folds(data: DataFrame, user: str, k: int, seed: int) -> DataFrame:
-    users = data.select(user).distinct()
-    n = users.count()
-    return _shuffled(users, user, seed).select(user, _array_split_fold(F.col("_pos"), n, k).alias("_fold"))
+def _user_folds(
+    data: DataFrame, user: str, method: SampleN | SampleFrac, folds: DataFrame, k: int, seed: int, *salt: int
+) -> Iterator[TTPair]:
+    """Fold ``i`` tests ``method``'s rows (ties broken by all columns) of the users ``folds`` (``user,
+    _fold``) puts in fold ``i``; train is every other row."""
+    key = _row_key(data, seed if method.seed is None else method.seed, *salt)
+    order = Window.partitionBy(user).orderBy(key, *data.columns)
+    size = F.count(F.lit(1)).over(Window.partitionBy(user))
+    sampled = data.withColumn("_sampled", F.row_number().over(order) <= method.held_out(size))
+    return _folds_of(data, sampled.join(folds, user, "left"), k)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"need at least one partition, got k={k}")
 
 
 def partition_users(
@@ -384,9 +346,10 @@ def partition_users(
     tests group ``i``, holding out ``method``'s rows of each of its users; train is every other row."""
     _check_k(k)
     require_columns(data, [user], "data")
-    sampled = _mark_sampled(data, user, method, _seed_of(method, seed))
-    assigned = sampled.join(_user_folds(data, user, k, seed), user, "left")
-    return _folds_of(data, assigned, "_fold", k)
+    users = data.select(user).distinct()
+    n = users.count()
+    folds = _shuffled(users, user, seed).select(user, _array_split_fold(F.col("_pos"), n, k).alias("_fold"))
+    return _user_folds(data, user, method, folds, k, seed)
 
 
 def partition_rows(data: DataFrame, k: int, *, seed: int = 0) -> Iterator[TTPair]:
@@ -396,10 +359,10 @@ def partition_rows(data: DataFrame, k: int, *, seed: int = 0) -> Iterator[TTPair
     positioned, n = dense_positions(
         data, order=[key, *[F.col(c) for c in data.columns]], out="_pos", bucket=hash_bucket(key)
     )
-    assigned = positioned.withColumn("_fold", _array_split_fold(F.col("_pos"), n, k)).withColumn(
-        "_sampled", F.lit(True)
+    assigned = positioned.withColumns(
+        {"_fold": _array_split_fold(F.col("_pos"), n, k), "_sampled": F.lit(True)}
     )
-    return _folds_of(data, assigned, "_fold", k)
+    return _folds_of(data, assigned, k)
 
 
 def sample_users(
@@ -425,26 +388,15 @@ def sample_users(
     if disjoint:
         folds = _shuffled(users, user, seed).where(F.col("_pos") < k * size)
         folds = folds.select(user, F.floor(F.col("_pos") / F.lit(size)).cast("long").alias("_fold"))
-        sampled = _mark_sampled(data, user, method, _seed_of(method, seed))
-        return _folds_of(data, sampled.join(folds, user, "left"), "_fold", k)
-    return (_sampled_fold(data, users, user, size, method, seed, i) for i in range(k))
+        return _user_folds(data, user, method, folds, k, seed)
 
+    def sample(i: int) -> TTPair:
+        chosen = (
+            _shuffled(users, user, seed, i).where(F.col("_pos") < size).select(user, F.lit(0).alias("_fold"))
+        )
+        return next(_user_folds(data, user, method, chosen, 1, seed, i))
 
-def _sampled_fold(
-    data: DataFrame, users: DataFrame, user: str, size: int, method: SampleN | SampleFrac, seed: int, i: int
-) -> TTPair:
-    chosen = _shuffled(users, user, seed, i).where(F.col("_pos") < size).select(user, F.lit(0).alias("_fold"))
-    sampled = _mark_sampled(data, user, method, _seed_of(method, seed), i)
-    return next(_folds_of(data, sampled.join(chosen, user, "left"), "_fold", 1))
-
-
-def _seed_of(method: SampleN | SampleFrac, seed: int) -> int:
-    return seed if method.seed is None else method.seed
-
-
-def _check_k(k: int) -> None:
-    if k < 1:
-        raise ValueError(f"need at least one partition, got k={k}")
+    return (sample(i) for i in range(k))
 
 
 # --- Per-user splits ------------------------------------------------------------------------------

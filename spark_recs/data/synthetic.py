@@ -8,12 +8,15 @@ expressions over ``xxhash64(seed, ...)``. Nothing is built on the driver, so any
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from spark_recs.data.schema import SessionColumns
 
 START_TIME = 1_704_067_200  # 2024-01-01T00:00:00Z
 _TWO_53 = float(1 << 53)
@@ -35,60 +38,69 @@ def _successors(seed: int, n_items: int, n_successors: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).integers(0, n_items, size=(n_items, n_successors))
 
 
-def session_block(
-    block: int,
-    *,
-    seed: int,
-    n_events: int,
-    block_size: int,
-    n_items: int,
-    zipf_exponent: float,
-    mean_session_length: float,
-    n_successors: int,
-    follow_prob: float,
-    days: float,
-    mean_gap_s: float,
-) -> pd.DataFrame:
-    """Events ``block * block_size ..`` of the session stream (``SessionId, ItemId, Time``; renamed later).
+@dataclass(frozen=True, kw_only=True)
+class SessionStream(SessionColumns):
+    """The click stream of :func:`synthetic_sessions`, generated in independent blocks of ``block_size`` events.
 
-    Sessions never cross a block, so each block is independent; lengths are geometric (a quarter of the
-    sessions have one event at mean 4). The first item follows Zipf popularity; each next item is, with
-    ``follow_prob``, one of the previous item's ``n_successors`` preferred successors (weights 1/2, 1/4, ...),
-    else a fresh Zipf draw.
+    Sessions never cross a block; lengths are geometric (a quarter of the sessions have one event at mean
+    4). The first item follows Zipf popularity; each next item is, with ``follow_prob``, one of the previous
+    item's ``n_successors`` preferred successors (weights 1/2, 1/4, ...), else a fresh Zipf draw. Sessions
+    start uniformly over ``days`` days from 2024-01-01 UTC, events ``1 + Exp(mean_gap_s)`` seconds apart.
     """
-    size = min(block_size, n_events - block * block_size)
-    rng = np.random.default_rng([seed, 0, block])
-    lengths = rng.geometric(1.0 / mean_session_length, size)
-    ends = np.cumsum(lengths)
-    n_sessions = int(np.searchsorted(ends, size)) + 1
-    lengths = lengths[:n_sessions]
-    lengths[-1] = size - (ends[n_sessions - 2] if n_sessions > 1 else 0)
-    starts = np.cumsum(lengths) - lengths
 
-    cdf = _zipf_cdf(n_items, zipf_exponent)
-    successors = _successors(seed, n_items, n_successors)
-    weights = 0.5 ** np.arange(1, n_successors + 1)
-    items = np.empty(size, dtype=np.int64)
-    items[starts] = np.searchsorted(cdf, rng.random(n_sessions), side="right")
-    for t in range(1, int(lengths.max())):
-        at = starts[lengths > t] + t
-        follow = rng.random(at.size) < follow_prob
-        choice = rng.choice(n_successors, size=at.size, p=weights / weights.sum())
-        fresh = np.searchsorted(cdf, rng.random(at.size), side="right")
-        items[at] = np.where(follow, successors[items[at - 1], choice], fresh)
+    n_events: int
+    n_items: int
+    seed: int = 0
+    mean_session_length: float = 4.0
+    zipf_exponent: float = 1.0
+    n_successors: int = 3
+    follow_prob: float = 0.7
+    days: float = 30
+    mean_gap_s: float = 60.0
+    block_size: int = 8192
 
-    gaps = 1.0 + rng.exponential(mean_gap_s, size)
-    gaps[starts] = 0.0
-    elapsed = np.cumsum(gaps)
-    elapsed -= np.repeat(elapsed[starts], lengths)
-    session_start = START_TIME + rng.random(n_sessions) * days * 86400
-    return pd.DataFrame(
-        {
-            "SessionId": np.repeat(block * block_size + np.arange(n_sessions, dtype=np.int64), lengths) + 1,
-            "ItemId": np.minimum(items, n_items - 1) + 1,
-            "Time": np.round(np.repeat(session_start, lengths) + elapsed, 3),
-        }
-    )
+    def __post_init__(self) -> None:
+        if min(self.n_events, self.n_items, self.mean_session_length) < 1 or not 0 <= self.follow_prob <= 1:
+            raise ValueError(
+                "need n_events >= 1, n_items >= 1, 0 <= follow_prob <= 1 and mean_session_length >= 1"
+            )
+
+    def block(self, block: int) -> pd.DataFrame:
+        """Events ``block * block_size ..`` of the stream, from a generator seeded by ``(seed, block)``."""
+        size = min(self.block_size, self.n_events - block * self.block_size)
+        rng = np.random.default_rng([self.seed, 0, block])
+        lengths = rng.geometric(1.0 / self.mean_session_length, size)
+        ends = np.cumsum(lengths)
+        n_sessions = int(np.searchsorted(ends, size)) + 1
+        lengths = lengths[:n_sessions]
+        lengths[-1] = size - (ends[n_sessions - 2] if n_sessions > 1 else 0)
+        starts = np.cumsum(lengths) - lengths
+
+        cdf = _zipf_cdf(self.n_items, self.zipf_exponent)
+        successors = _successors(self.seed, self.n_items, self.n_successors)
+        weights = 0.5 ** np.arange(1, self.n_successors + 1)
+        items = np.empty(size, dtype=np.int64)
+        items[starts] = np.searchsorted(cdf, rng.random(n_sessions), side="right")
+        for t in range(1, int(lengths.max())):
+            at = starts[lengths > t] + t
+            follow = rng.random(at.size) < self.follow_prob
+            choice = rng.choice(self.n_successors, size=at.size, p=weights / weights.sum())
+            fresh = np.searchsorted(cdf, rng.random(at.size), side="right")
+            items[at] = np.where(follow, successors[items[at - 1], choice], fresh)
+
+        gaps = 1.0 + rng.exponential(self.mean_gap_s, size)
+        gaps[starts] = 0.0
+        elapsed = np.cumsum(gaps)
+        elapsed -= np.repeat(elapsed[starts], lengths)
+        session_start = START_TIME + rng.random(n_sessions) * self.days * 86400
+        first_session = block * self.block_size + np.arange(n_sessions, dtype=np.int64)
+        return pd.DataFrame(
+            {
+                self.session_key: np.repeat(first_session, lengths) + 1,
+                self.item_key: np.minimum(items, self.n_items - 1) + 1,
+                self.time_key: np.round(np.repeat(session_start, lengths) + elapsed, 3),
+            }
+        )
 
 
 def synthetic_sessions(
@@ -96,51 +108,24 @@ def synthetic_sessions(
     n_events: int = 100_000,
     n_items: int = 1_000,
     *,
-    seed: int = 0,
-    mean_session_length: float = 4.0,
-    zipf_exponent: float = 1.0,
-    n_successors: int = 3,
-    follow_prob: float = 0.7,
-    days: float = 30,
-    mean_gap_s: float = 60.0,
-    block_size: int = 8192,
     partitions: int | None = None,
-    session_key: str = "SessionId",
-    item_key: str = "ItemId",
-    time_key: str = "Time",
+    **options,
 ) -> DataFrame:
-    """Exactly ``n_events`` click events ``session_key, item_key, time_key`` (ids from 1, time in seconds).
-
-    Items follow Zipf popularity plus item-to-item transitions (see :func:`session_block`), so a sequence
-    model can beat popularity. Sessions start uniformly over ``days`` days from 2024-01-01 UTC, events
-    ``1 + Exp(mean_gap_s)`` seconds apart. ``partitions`` changes only parallelism, never the data.
+    """Exactly ``n_events`` click events ``session_key, item_key, time_key`` (ids from 1, time in seconds) of
+    the :class:`SessionStream` whose other fields ``options`` sets; the items' popularity and transitions let
+    a sequence model beat popularity. ``partitions`` changes only parallelism, never the data.
     """
-    if n_events < 1 or n_items < 1 or not 0 <= follow_prob <= 1 or mean_session_length < 1:
-        raise ValueError(
-            "need n_events >= 1, n_items >= 1, 0 <= follow_prob <= 1 and mean_session_length >= 1"
-        )
-    params = dict(
-        seed=seed,
-        n_events=n_events,
-        block_size=block_size,
-        n_items=n_items,
-        zipf_exponent=zipf_exponent,
-        mean_session_length=mean_session_length,
-        n_successors=n_successors,
-        follow_prob=follow_prob,
-        days=days,
-        mean_gap_s=mean_gap_s,
-    )
-    names = {"SessionId": session_key, "ItemId": item_key, "Time": time_key}
+    stream = SessionStream(n_events=n_events, n_items=n_items, **options)
 
     def generate(batches):
         for batch in batches:
             for block in batch["id"]:
-                yield session_block(int(block), **params).rename(columns=names)
+                yield stream.block(int(block))
 
-    n_blocks = math.ceil(n_events / block_size)
+    n_blocks = math.ceil(n_events / stream.block_size)
     blocks = spark.range(0, n_blocks, 1, partitions) if partitions else spark.range(n_blocks)
-    return blocks.mapInPandas(generate, f"`{session_key}` long, `{item_key}` long, `{time_key}` double")
+    schema = f"`{stream.session_key}` long, `{stream.item_key}` long, `{stream.time_key}` double"
+    return blocks.mapInPandas(generate, schema)
 
 
 # --- ratings --------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ and, for REINFORCE, ``item (B,)`` (the logged item's dense index); it is moved t
 ``learn=False`` computes the losses and changes no weight (test mode). Every random draw (dropout masks,
 target-policy noise, VAE latents) comes from ``generator``.
 
-A wrapper holds the networks with their target copies, the optimisers, ``params`` (recnn's defaults,
-declared once per algorithm as its ``Params``, overridden by keyword arguments), the step counter, a seeded generator and an :class:`MLflowWriter`::
+An :class:`Algo` wrapper holds the networks, their target copies, the optimisers, ``params`` (recnn's
+defaults, declared as its ``Params``, overridden by keyword arguments) and a seeded generator::
 
     ddpg = DDPG(Actor(1290, 128, 256), Critic(1290, 128, 256), seed=0).to("cuda")
     for batch in batches:
@@ -48,6 +48,7 @@ WEIGHT_DECAY = 1e-2
 CORRECTIONS = ("none", "importance", "topk")
 _TRANSITION = ("state", "action", "reward", "next_state", "done")
 _COLUMNS = ("reward", "done", "item")
+_CRITICS = ("value_net1", "value_net2")
 _UNIT = Rule(NUMBER, 0, 1)
 
 
@@ -101,42 +102,50 @@ def _td_target(reward, done, gamma, next_value):
     return reward + (1.0 - done) * gamma * next_value
 
 
-def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def _optimizer_key(net: str) -> str:
+    """recnn's name of the optimiser of network ``net``: ``value_net1`` -> ``value_optimizer1``."""
+    return net.replace("_net", "_optimizer")
+
+
+def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clipped: nn.Module | None = None) -> None:
+    """One step on ``loss``; with ``clipped``, that network's gradient norm clipped to ``MAX_GRAD_NORM``."""
     optimizer.zero_grad()
     loss.backward()
+    if clipped is not None:
+        torch.nn.utils.clip_grad_norm_(clipped.parameters(), MAX_GRAD_NORM)
     optimizer.step()
 
 
-def _descend_clipped(optimizer: torch.optim.Optimizer, loss: torch.Tensor, net: nn.Module) -> None:
-    """An actor step with the gradient norm clipped to ``MAX_GRAD_NORM``.
+def _critic_step(nets, optimizer, critics, state, action, expected, learn, generator) -> list[torch.Tensor]:
+    """Each critic's loss ``mse(Q(s, a), expected)``; with ``learn``, one step of each on it."""
+    with torch.set_grad_enabled(learn):
+        losses = [F.mse_loss(nets[name](state, action, generator=generator), expected) for name in critics]
+    if learn:
+        for name, loss in zip(critics, losses, strict=True):
+            _descend(optimizer[_optimizer_key(name)], loss)
+    return losses
+
+
+def _actor_step(nets, optimizer, actor: str, critic: str, inputs, update: bool, generator) -> torch.Tensor:
+    """The loss ``-Q(s, actor(*inputs))`` (``s = inputs[0]``) under ``critic``; with ``update``, one clipped
+    step on it.
 
     recnn called ``clip_grad_norm_(params, -1, 1)``: with a negative max norm the clip coefficient is
     negative and multiplies the gradient, so the step went uphill on ``-Q``: the actor minimised Q.
     """
-    optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), MAX_GRAD_NORM)
-    optimizer.step()
-
-
-def _critic_losses(nets, names, state, action, expected, generator) -> list[torch.Tensor]:
-    return [F.mse_loss(nets[name](state, action, generator=generator), expected) for name in names]
-
-
-def _actor_step(nets, optimizer, state, critic: str, update: bool, generator) -> torch.Tensor:
-    """The actor's loss ``-Q(s, pi(s))`` under ``critic``; with ``update``, one clipped step on it."""
     with torch.set_grad_enabled(update):
-        gen_action = nets["policy_net"](state, generator=generator)
-        policy_loss = -nets[critic](state, gen_action, generator=generator).mean()
+        action = nets[actor](*inputs, generator=generator)
+        loss = -nets[critic](inputs[0], action, generator=generator).mean()
     if update:
-        _descend_clipped(optimizer["policy_optimizer"], policy_loss, nets["policy_net"])
-    return policy_loss
+        _descend(optimizer[_optimizer_key(actor)], loss, clipped=nets[actor])
+    return loss
 
 
-def _move_targets(nets, names, soft_tau: float) -> None:
-    """Soft-update ``target_<name>`` towards ``<name>`` for each name."""
-    for name in names:
-        soft_update(nets[name], nets[f"target_{name}"], soft_tau)
+def _move_targets(nets, soft_tau: float) -> None:
+    """Soft-update every ``target_<name>`` towards ``<name>``."""
+    for name in nets:
+        if f"target_{name}" in nets:
+            soft_update(nets[name], nets[f"target_{name}"], soft_tau)
 
 
 def ddpg_update(batch, params, nets, optimizer, *, generator=None, learn=False, step=-1) -> dict:
@@ -149,15 +158,11 @@ def ddpg_update(batch, params, nets, optimizer, *, generator=None, learn=False, 
         next_value = nets["target_value_net"](next_state, next_action, generator=generator)
         expected = _td_target(reward, done, params["gamma"], next_value)
         expected = expected.clamp(params["min_value"], params["max_value"])
-    with torch.set_grad_enabled(learn):
-        (value_loss,) = _critic_losses(nets, ["value_net"], state, action, expected, generator)
-    if learn:
-        _descend(optimizer["value_optimizer"], value_loss)
-
+    (value_loss,) = _critic_step(nets, optimizer, ["value_net"], state, action, expected, learn, generator)
     update_policy = learn and step % params["policy_step"] == 0
-    policy_loss = _actor_step(nets, optimizer, state, "value_net", update_policy, generator)
+    policy_loss = _actor_step(nets, optimizer, "policy_net", "value_net", [state], update_policy, generator)
     if update_policy:
-        _move_targets(nets, ["value_net", "policy_net"], params["soft_tau"])
+        _move_targets(nets, params["soft_tau"])
     return {"value": value_loss.item(), "policy": policy_loss.item(), "step": step}
 
 
@@ -179,19 +184,14 @@ def td3_update(batch, params, nets, optimizer, *, generator=None, learn=False, s
             nets["target_value_net2"](next_state, next_action, generator=generator),
         )
         expected = _td_target(reward, done, params["gamma"], next_value)
-    with torch.set_grad_enabled(learn):
-        value_loss1, value_loss2 = _critic_losses(
-            nets, ["value_net1", "value_net2"], state, action, expected, generator
-        )
-    if learn:
-        _descend(optimizer["value_optimizer1"], value_loss1)
-        _descend(optimizer["value_optimizer2"], value_loss2)
-
+    value_loss1, value_loss2 = _critic_step(
+        nets, optimizer, _CRITICS, state, action, expected, learn, generator
+    )
     update_policy = learn and step % params["policy_update"] == 0
-    policy_loss = _actor_step(nets, optimizer, state, "value_net1", update_policy, generator)
+    policy_loss = _actor_step(nets, optimizer, "policy_net", "value_net1", [state], update_policy, generator)
     if update_policy:
         # recnn never updated the target policy, so its TD targets used the initial actor forever.
-        _move_targets(nets, ["value_net1", "value_net2", "policy_net"], params["soft_tau"])
+        _move_targets(nets, params["soft_tau"])
     return {
         "value1": value_loss1.item(),
         "value2": value_loss2.item(),
@@ -233,24 +233,17 @@ def bcq_update(batch, params, nets, optimizer, *, generator=None, learn=False, s
         next_value = 0.75 * torch.min(q1, q2) + 0.25 * torch.max(q1, q2)
         next_value = next_value.view(-1, samples).max(1).values.unsqueeze(1)
         expected = _td_target(reward, done, params["gamma"], next_value)
-    with torch.set_grad_enabled(learn):
-        value_loss1, value_loss2 = _critic_losses(
-            nets, ["value_net1", "value_net2"], state, action, expected, generator
-        )
-    if learn:
-        _descend(optimizer["value_optimizer1"], value_loss1)
-        _descend(optimizer["value_optimizer2"], value_loss2)
-
+    value_loss1, value_loss2 = _critic_step(
+        nets, optimizer, _CRITICS, state, action, expected, learn, generator
+    )
     with torch.no_grad():
         sampled = generator_net.decode(state, generator=generator)
     update_perturbator = learn and step % params["perturbator_step"] == 0
-    with torch.set_grad_enabled(update_perturbator):
-        perturbed = nets["perturbator_net"](state, sampled, generator=generator)
-        perturbator_loss = -nets["value_net1"](state, perturbed, generator=generator).mean()
-    if update_perturbator:
-        _descend_clipped(optimizer["perturbator_optimizer"], perturbator_loss, nets["perturbator_net"])
+    perturbator_loss = _actor_step(
+        nets, optimizer, "perturbator_net", "value_net1", [state, sampled], update_perturbator, generator
+    )
     if learn:
-        _move_targets(nets, ["value_net1", "value_net2", "perturbator_net"], params["soft_tau"])
+        _move_targets(nets, params["soft_tau"])
     return {
         "generator": generator_loss.item(),
         "value1": value_loss1.item(),
@@ -322,9 +315,7 @@ class MLflowWriter:
         self.every = every
 
     def write(self, losses: Mapping[str, float], kind: str, step: int) -> None:
-        if kind == "train" and step % self.every:
-            return
-        if mlflow.active_run() is None:
+        if (kind == "train" and step % self.every) or mlflow.active_run() is None:
             return
         mlflow.log_metrics(
             {f"{kind}/{key}": float(v) for key, v in losses.items() if key != "step"}, step=step
@@ -335,14 +326,11 @@ def _device(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
 
 
-def _target(net: nn.Module) -> nn.Module:
-    """A frozen copy of ``net`` in eval mode (no dropout), moved only by :func:`soft_update`."""
-    return copy.deepcopy(net).eval().requires_grad_(False)
-
-
 class Algo:
-    """An update function with its state: ``nets``, ``optimizers``, ``params``, the step counter ``_step``
-    (advanced by :meth:`step`), a ``generator`` seeded with ``seed`` and a ``writer`` (:class:`MLflowWriter`;
+    """An update function with its state: ``nets`` (the given networks, each in ``targets`` followed by a
+    frozen ``target_<name>`` copy), one RAdam optimiser per given network (``<name>_optimizer``, at the
+    learning rate ``<name>_lr``, a trailing digit dropped), ``params``, the step counter ``_step`` (advanced
+    by :meth:`step`), a ``generator`` seeded with ``seed`` and a ``writer`` (:class:`MLflowWriter`;
     anything with ``write(losses, kind, step)``). ``loss_layout`` lists the loss keys per mode, as recnn.
     A subclass declares its parameters as ``Params``; ``defaults`` is derived from it."""
 
@@ -350,32 +338,37 @@ class Algo:
     defaults: ClassVar[dict[str, object]]
     loss_keys: ClassVar[tuple[str, ...]]
     update_function: ClassVar[Callable[..., dict]]
+    targets: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.defaults = {name: p.default for name, p in declarations(cls).items()}
 
-    def __init__(self, params: Mapping[str, object], seed: int, device: torch.device):
+    def __init__(self, nets: dict[str, nn.Module], seed: int, params: Mapping[str, object]):
         self.params = check_params(self, params)
         self.nets: dict[str, nn.Module] = {}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.device = device
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        for name, net in nets.items():
+            self.nets[name] = net
+            if name in self.targets:  # frozen, without dropout, moved only by soft_update
+                self.nets[f"target_{name}"] = copy.deepcopy(net).eval().requires_grad_(False)
+        # foreach: PyTorch's default on CPU is the per-tensor loop, 6x slower for RAdam at recnn's sizes.
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            _optimizer_key(name): torch.optim.RAdam(
+                net.parameters(),
+                lr=self.params[name.split("_net")[0] + "_lr"],
+                weight_decay=WEIGHT_DECAY,
+                decoupled_weight_decay=True,
+                foreach=True,
+            )
+            for name, net in nets.items()
+        }
+        self.device = _device(next(iter(nets.values())))
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.writer = MLflowWriter()
         self.loss_layout = {
             kind: {key: [] for key in (*self.loss_keys, "step")} for kind in ("train", "test")
         }
         self._step = 0
-
-    def _optimizer(self, net: nn.Module, lr_param: str) -> torch.optim.Optimizer:
-        # foreach: PyTorch's default on CPU is the per-tensor loop, 6x slower for RAdam at recnn's sizes.
-        return torch.optim.RAdam(
-            net.parameters(),
-            lr=self.params[lr_param],
-            weight_decay=WEIGHT_DECAY,
-            decoupled_weight_decay=True,
-            foreach=True,
-        )
 
     def update(self, batch: Mapping[str, torch.Tensor], learn: bool = True) -> dict:
         """One update on ``batch`` at the current step; returns the losses. ``learn=False`` only computes
@@ -430,19 +423,10 @@ class DDPG(Algo):
     Params = DDPGParams
     loss_keys = ("value", "policy")
     update_function = staticmethod(ddpg_update)
+    targets = ("value_net", "policy_net")
 
     def __init__(self, policy_net: nn.Module, value_net: nn.Module, *, seed: int = 0, **params):
-        super().__init__(params, seed, _device(policy_net))
-        self.nets = {
-            "value_net": value_net,
-            "target_value_net": _target(value_net),
-            "policy_net": policy_net,
-            "target_policy_net": _target(policy_net),
-        }
-        self.optimizers = {
-            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
-            "value_optimizer": self._optimizer(value_net, "value_lr"),
-        }
+        super().__init__({"value_net": value_net, "policy_net": policy_net}, seed, params)
 
 
 @dataclass(frozen=True)
@@ -464,24 +448,13 @@ class TD3(Algo):
     Params = TD3Params
     loss_keys = ("value1", "value2", "policy")
     update_function = staticmethod(td3_update)
+    targets = ("value_net1", "value_net2", "policy_net")
 
     def __init__(
         self, policy_net: nn.Module, value_net1: nn.Module, value_net2: nn.Module, *, seed: int = 0, **params
     ):
-        super().__init__(params, seed, _device(policy_net))
-        self.nets = {
-            "value_net1": value_net1,
-            "target_value_net1": _target(value_net1),
-            "value_net2": value_net2,
-            "target_value_net2": _target(value_net2),
-            "policy_net": policy_net,
-            "target_policy_net": _target(policy_net),
-        }
-        self.optimizers = {
-            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
-            "value_optimizer1": self._optimizer(value_net1, "value_lr"),
-            "value_optimizer2": self._optimizer(value_net2, "value_lr"),
-        }
+        nets = {"value_net1": value_net1, "value_net2": value_net2, "policy_net": policy_net}
+        super().__init__(nets, seed, params)
 
 
 @dataclass(frozen=True)
@@ -512,6 +485,7 @@ class BCQ(Algo):
     Params = BCQParams
     loss_keys = ("generator", "value1", "value2", "perturbator")
     update_function = staticmethod(bcq_update)
+    targets = ("perturbator_net", "value_net1", "value_net2")
 
     def __init__(
         self,
@@ -523,22 +497,13 @@ class BCQ(Algo):
         seed: int = 0,
         **params,
     ):
-        super().__init__(params, seed, _device(perturbator_net))
-        self.nets = {
+        nets = {
             "generator_net": generator_net,
             "perturbator_net": perturbator_net,
-            "target_perturbator_net": _target(perturbator_net),
             "value_net1": value_net1,
-            "target_value_net1": _target(value_net1),
             "value_net2": value_net2,
-            "target_value_net2": _target(value_net2),
         }
-        self.optimizers = {
-            "generator_optimizer": self._optimizer(generator_net, "generator_lr"),
-            "perturbator_optimizer": self._optimizer(perturbator_net, "perturbator_lr"),
-            "value_optimizer1": self._optimizer(value_net1, "value_lr"),
-            "value_optimizer2": self._optimizer(value_net2, "value_lr"),
-        }
+        super().__init__(nets, seed, params)
 
 
 @dataclass(frozen=True)
@@ -563,9 +528,4 @@ class Reinforce(Algo):
     update_function = staticmethod(reinforce_update)
 
     def __init__(self, policy_net: nn.Module, beta_net: nn.Module, *, seed: int = 0, **params):
-        super().__init__(params, seed, _device(policy_net))
-        self.nets = {"policy_net": policy_net, "beta_net": beta_net}
-        self.optimizers = {
-            "policy_optimizer": self._optimizer(policy_net, "policy_lr"),
-            "beta_optimizer": self._optimizer(beta_net, "beta_lr"),
-        }
+        super().__init__({"policy_net": policy_net, "beta_net": beta_net}, seed, params)

@@ -176,7 +176,7 @@ class ItemEmbeddings:
                 f"cannot take item embeddings from a {type(model).__name__}: use a matrix-factorisation model "
                 "(MatrixFactorization, BiasedMF, ImplicitMF) or GRU4Rec"
             )
-        vectors = model.item_embeddings()
+        vectors = model.item_embeddings()  # first: it says when the model is not fitted
         return cls(model.item_vocab.ids, vectors)
 
     # ---- writing ------------------------------------------------------------------------------------
@@ -186,10 +186,6 @@ class ItemEmbeddings:
         flat = pa.array(self.vectors.numpy().reshape(-1))
         offsets = pa.array(np.arange(len(self) + 1, dtype=np.int32) * self.dim)
         return pa.table({"item": self.ids, "embedding": pa.ListArray.from_arrays(offsets, flat)})
-
-    def to_pandas(self) -> pd.DataFrame:
-        """``item``, ``embedding`` (one float32 array per row)."""
-        return pd.DataFrame({"item": self.ids, "embedding": list(self.vectors.numpy())})
 
     def to_spark(self, spark):
         """A Spark DataFrame ``item``, ``embedding`` (array<float>) on ``spark``."""

@@ -17,8 +17,6 @@ Every batch is a dict of tensors: ``state (B, S)``, ``action (B, d)`` (the next 
 (row of the action item in the embedding table), ``user (B,)`` (dense index in ``env.user_vocab``), and
 for FrameEnv ``frame_items (B, frame_size)``. A batch holds every transition of ``batch_size`` users, in
 time order per user, so ``B`` varies (recnn's layout).
-
-(Longer than 500 lines: both environments and the history building they share stay in one module.)
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -159,24 +158,6 @@ def _pandas_histories(df: pd.DataFrame, cols: RatingColumns) -> tuple[Histories,
     return histories, nulls
 
 
-def _rating_frame(ratings, spark, cols: RatingColumns) -> tuple[object, RatingColumns]:
-    """A DataFrame as given, or a source (path, table name, MovieLens folder) read and validated by
-    :func:`~spark_recs.data.sources.read_ratings` with ``spark`` (default :func:`get_spark`), with the
-    column names it then has."""
-    if not isinstance(ratings, (str, os.PathLike)):
-        return ratings, cols
-    validated = read_ratings(spark or get_spark(), str(ratings), "ratings", columns=cols)
-    return validated.accepted, RatingColumns()
-
-
-def _item_embeddings(embeddings) -> ItemEmbeddings:
-    if isinstance(embeddings, ItemEmbeddings):
-        return embeddings
-    if isinstance(embeddings, (str, os.PathLike)):
-        return ItemEmbeddings.from_file(embeddings)
-    return ItemEmbeddings.from_frame(embeddings)
-
-
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -184,32 +165,47 @@ def _positive_int(value, name: str) -> int:
 
 
 class _Env:
-    """Shared set-up: embeddings, indexed and filtered histories, the seeded user split, data loaders."""
+    """Shared set-up: embeddings, indexed and filtered histories, the seeded user split, data loaders.
+
+    A subclass sets ``_collate`` (made from the set-up environment, it builds a batch from dense user
+    indices) and ``_shortest``: users need at least ``max(min_seq_size, _shortest)`` ratings.
+    """
+
+    _collate: ClassVar[type]
+    _shortest: int
 
     def __init__(
         self,
         embeddings,
         ratings,
-        *,
         batch_size: int,
         num_workers: int,
         test_size: float,
-        min_length: int,
-        columns,
-        rating_center: float,
-        rating_scale: float,
-        missing_items: str,
-        seed: int,
-        spark,
+        min_seq_size: int,
+        *,
+        columns: RatingColumns | dict | None = None,
+        rating_center: float = 2.5,
+        rating_scale: float = 2.0,
+        missing_items: str = "error",
+        seed: int = 42,
+        spark=None,
     ) -> None:
+        min_length = max(_positive_int(min_seq_size, "min_seq_size"), self._shortest)
         self.batch_size = _positive_int(batch_size, "batch_size")
         if not 0 <= test_size < 1:
             raise ValueError(f"test_size must be in [0, 1), got {test_size!r}")
         if missing_items not in MISSING_ITEMS:
             raise ValueError(f"missing_items must be one of {MISSING_ITEMS}, got {missing_items!r}")
-        self.embeddings = _item_embeddings(embeddings)
+        if isinstance(embeddings, (str, os.PathLike)):
+            embeddings = ItemEmbeddings.from_file(embeddings)
+        elif not isinstance(embeddings, ItemEmbeddings):
+            embeddings = ItemEmbeddings.from_frame(embeddings)
+        self.embeddings = embeddings
         cols = rating_columns(columns)
-        histories = user_histories(*_rating_frame(ratings, spark, cols))
+        if isinstance(ratings, (str, os.PathLike)):
+            ratings = read_ratings(spark or get_spark(), str(ratings), "ratings", columns=cols).accepted
+            cols = RatingColumns()
+        histories = user_histories(ratings, cols)
         items = self._index_items(histories, missing_items)
         lengths = np.bincount(
             np.repeat(np.arange(len(histories.users)), histories.lengths)[items >= 0],
@@ -243,7 +239,7 @@ class _Env:
             raise ValueError(f"test_size={test_size} leaves no training user among {n_users} users")
         #: Dense indices of the test and training users (disjoint, ascending).
         self.test_users, self.train_users = np.sort(order[:n_test]), np.sort(order[n_test:])
-        collate = self._collate()
+        collate = self._collate(self)
         self.train_dataloader = self._loader(self.train_users, collate, train_seed, num_workers)
         self.test_dataloader = self._loader(self.test_users, collate, test_seed, num_workers)
 
@@ -283,8 +279,9 @@ class _Env:
             num_workers=num_workers,
         )
 
-    def _collate(self):
-        raise NotImplementedError
+    @property
+    def action_dim(self) -> int:
+        return self.embeddings.dim
 
     def train_batch(self) -> dict:
         """One batch of training users (the next shuffle of the seeded training loader)."""
@@ -361,8 +358,12 @@ class FrameEnv(_Env):
     ratings (after dropping items without embeddings, with ``missing_items="drop"``) are excluded and
     counted in ``excluded_users``. A ``test_size`` share of the users (rounded up) is held out for testing,
     drawn from ``seed``; the loaders shuffle users with generators drawn from ``seed`` too. ``num_workers``:
-    loader processes building batches.
+    loader processes building batches. Keyword-only ``options`` (as :class:`SeqEnv`'s): ``columns``,
+    ``rating_center`` (2.5), ``rating_scale`` (2.0), ``missing_items`` (``"error"`` or ``"drop"``),
+    ``seed`` (42), ``spark``.
     """
+
+    _collate = _FrameCollate
 
     def __init__(
         self,
@@ -373,40 +374,15 @@ class FrameEnv(_Env):
         num_workers: int = 0,
         test_size: float = 0.05,
         min_seq_size: int = 10,
-        *,
-        columns: RatingColumns | dict | None = None,
-        rating_center: float = 2.5,
-        rating_scale: float = 2.0,
-        missing_items: str = "error",
-        seed: int = 42,
-        spark=None,
+        **options,
     ) -> None:
         self.frame_size = _positive_int(frame_size, "frame_size")
-        super().__init__(
-            embeddings,
-            ratings,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            test_size=test_size,
-            min_length=max(_positive_int(min_seq_size, "min_seq_size"), self.frame_size + 1),
-            columns=columns,
-            rating_center=rating_center,
-            rating_scale=rating_scale,
-            missing_items=missing_items,
-            seed=seed,
-            spark=spark,
-        )
-
-    def _collate(self) -> _FrameCollate:
-        return _FrameCollate(self)
+        self._shortest = self.frame_size + 1
+        super().__init__(embeddings, ratings, batch_size, num_workers, test_size, min_seq_size, **options)
 
     @property
     def state_dim(self) -> int:
         return self.frame_size * (self.embeddings.dim + 1)
-
-    @property
-    def action_dim(self) -> int:
-        return self.embeddings.dim
 
     def last_frames(self, users=None) -> dict:
         """Each user's last frame, the state after its whole history (to recommend its next item).
@@ -488,6 +464,9 @@ class SeqEnv(_Env):
     :class:`FrameEnv`; users need at least ``max(min_seq_size, 2)`` ratings.
     """
 
+    _collate = _SeqCollate
+    _shortest = 2
+
     def __init__(
         self,
         embeddings,
@@ -496,35 +475,9 @@ class SeqEnv(_Env):
         batch_size: int = 25,
         test_size: float = 0.05,
         min_seq_size: int = 10,
-        *,
-        columns: RatingColumns | dict | None = None,
-        rating_center: float = 2.5,
-        rating_scale: float = 2.0,
-        missing_items: str = "error",
-        seed: int = 42,
-        spark=None,
+        **options,
     ) -> None:
         if not callable(state_encoder):
             raise TypeError(f"state_encoder must be callable (e.g. an nn.Module), got {type(state_encoder)}")
         self.state_encoder = state_encoder
-        super().__init__(
-            embeddings,
-            ratings,
-            batch_size=batch_size,
-            num_workers=0,
-            test_size=test_size,
-            min_length=max(_positive_int(min_seq_size, "min_seq_size"), 2),
-            columns=columns,
-            rating_center=rating_center,
-            rating_scale=rating_scale,
-            missing_items=missing_items,
-            seed=seed,
-            spark=spark,
-        )
-
-    def _collate(self) -> _SeqCollate:
-        return _SeqCollate(self)
-
-    @property
-    def action_dim(self) -> int:
-        return self.embeddings.dim
+        super().__init__(embeddings, ratings, batch_size, 0, test_size, min_seq_size, **options)

@@ -260,20 +260,27 @@ def check_split(fold: int | None, split: str | None) -> tuple[str, int | None]:
     return split, int(fold)
 
 
-def _rating_data(data_dir, fold, split, data: RatingData | None) -> RatingData:
-    if data is not None:
-        if data_dir is not None or fold is not None or split is not None:
-            raise ValueError("pass either data=RatingData or data_dir (with fold/split), not both")
-        return data
-    if data_dir is None:
-        raise ValueError("pass data_dir=<ml-100k folder> (or data=RatingData.from_frames(...))")
-    return RatingData.load(data_dir, fold=fold, split=split)
-
-
 class _Walks:
-    """The rows of one part and the seeded random walks over them, shared by both environment classes."""
+    """The rows of one part and the seeded random walks over them, shared by both environment classes:
+    from ``data`` (a :class:`RatingData`) or else loaded from ``data_dir`` with ``fold``/``split``."""
 
-    def __init__(self, data: RatingData, part: str, episode_length: int | None) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        fold: int | None = None,
+        split: str | None = None,
+        part: str = "train",
+        episode_length: int | None = None,
+        data: RatingData | None = None,
+    ) -> None:
+        if data is not None:
+            if data_dir is not None or fold is not None or split is not None:
+                raise ValueError("pass either data=RatingData or data_dir (with fold/split), not both")
+        elif data_dir is None:
+            raise ValueError("pass data_dir=<ml-100k folder> (or data=RatingData.from_frames(...))")
+        else:
+            data = RatingData.load(data_dir, fold=fold, split=split)
         rows = data.part(part)
         self.data = data
         self.u, self.i = rows["u"].to_numpy(), rows["i"].to_numpy()
@@ -300,32 +307,28 @@ class _Walks:
         return {"user": self.users[rows], "item": self.items[rows], "rating": self.ratings[rows]}
 
 
+def _spaces() -> tuple[spaces.Box, spaces.Discrete]:
+    """One walk's observation and action spaces."""
+    return spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32), spaces.Discrete(len(RATINGS))
+
+
 class MovieLensRatingEnv(gym.Env):
     """One walk over the rows of a split's ``part`` (see the module docstring)."""
 
     metadata = {"render_modes": []}
 
-    def __init__(
-        self,
-        data_dir: str | Path | None = None,
-        *,
-        fold: int | None = None,
-        split: str | None = None,
-        part: str = "train",
-        episode_length: int | None = None,
-        data: RatingData | None = None,
-    ) -> None:
-        self._walks = _Walks(_rating_data(data_dir, fold, split, data), part, episode_length)
+    def __init__(self, data_dir: str | Path | None = None, **walks) -> None:
+        """``walks``: ``fold``, ``split``, ``part``, ``episode_length``, ``data`` (see the module docstring)."""
+        self._walks = _Walks(data_dir, **walks)
         self.data = self._walks.data
-        self.observation_space = spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32)
-        self.action_space = spaces.Discrete(len(RATINGS))
+        self.observation_space, self.action_space = _spaces()
         self._order: np.ndarray | None = None
         self._position = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._order, self._position = self._walks.draw(self.np_random), 0
-        return self._observation(), self._info()
+        return self._shown()
 
     def step(self, action):
         if self._order is None or self._position >= len(self._order):
@@ -336,19 +339,16 @@ class MovieLensRatingEnv(gym.Env):
         scored = int(self._walks.ratings[row])
         value = float(reward(int(action) + 1, scored))
         self._position += 1
-        terminated = self._position == len(self._order)
-        if terminated:
+        if self._position == len(self._order):
             return self._walks.observe(np.array([row]))[0], value, True, False, {"scored_rating": scored}
-        return self._observation(), value, False, False, {**self._info(), "scored_rating": scored}
+        observation, info = self._shown()
+        return observation, value, False, False, {**info, "scored_rating": scored}
 
-    def _row(self) -> int:
-        return self._order[self._position]
-
-    def _observation(self) -> np.ndarray:
-        return self._walks.observe(np.array([self._row()]))[0]
-
-    def _info(self) -> dict:
-        return {key: int(value) for key, value in self._walks.info(self._row()).items()}
+    def _shown(self) -> tuple[np.ndarray, dict]:
+        """The observation and ``info`` of the row at the current position."""
+        row = self._order[self._position]
+        info = {key: int(value) for key, value in self._walks.info(row).items()}
+        return self._walks.observe(np.array([row]))[0], info
 
 
 class MovieLensRatingVecEnv(VectorEnv):
@@ -361,24 +361,14 @@ class MovieLensRatingVecEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(
-        self,
-        num_envs: int,
-        data_dir: str | Path | None = None,
-        *,
-        fold: int | None = None,
-        split: str | None = None,
-        part: str = "train",
-        episode_length: int | None = None,
-        data: RatingData | None = None,
-    ) -> None:
+    def __init__(self, num_envs: int, data_dir: str | Path | None = None, **walks) -> None:
+        """``walks`` as :class:`MovieLensRatingEnv`'s."""
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self._walks = _Walks(_rating_data(data_dir, fold, split, data), part, episode_length)
+        self._walks = _Walks(data_dir, **walks)
         self.data = self._walks.data
         self.num_envs = num_envs
-        self.single_observation_space = spaces.Box(0.0, 1.0, (N_FEATURES,), np.float32)
-        self.single_action_space = spaces.Discrete(len(RATINGS))
+        self.single_observation_space, self.single_action_space = _spaces()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._orders: np.ndarray | None = None

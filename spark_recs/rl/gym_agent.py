@@ -48,6 +48,12 @@ def policy_network(n_features: int, hidden: list[int]) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers)
 
 
+def _probabilities(network: torch.nn.Sequential, observations: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        logits = network(torch.as_tensor(np.asarray(observations, dtype=np.float32)))
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+
 class RatingPolicy(Model):
     """A rating policy for (user, item) pairs: a :func:`policy_network` and the feature tables of its split.
 
@@ -111,9 +117,7 @@ class RatingPolicy(Model):
 
     def probabilities(self, observations: np.ndarray) -> np.ndarray:
         """``(n, 5)`` float64 probabilities of ratings 1..5 for float32 observations."""
-        with torch.no_grad():
-            logits = self.network(torch.as_tensor(np.asarray(observations, dtype=np.float32)))
-            return torch.softmax(logits.double(), dim=1).numpy()
+        return _probabilities(self.network, observations)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``prediction`` (the most likely rating) for each ``user, item`` row, aligned with ``frame``."""
@@ -212,9 +216,7 @@ def baselines(data: RatingData, config: dict, hidden: list[int], seed: int) -> d
         batch_size=config["mlp_batch_size"],
         seed=seed,
     )
-    with torch.no_grad():
-        logits = network(torch.from_numpy(data.observations("test")))
-    probabilities = torch.softmax(logits.double(), dim=1).numpy()
+    probabilities = _probabilities(network, data.observations("test"))
     stars = np.arange(1, N_RATINGS + 1)
     expected_reward = probabilities @ reward(stars[:, None], stars[None, :]).T
     return {

@@ -158,8 +158,7 @@ class bcqGenerator(nn.Module):  # lower-case: recnn's public name
         sampling, which keeps generated actions near the data)."""
         if z is None:
             shape = (state.shape[0], self.latent_dim)
-            z = torch.randn(shape, generator=generator, device=state.device, dtype=state.dtype).clamp(
-                -0.5, 0.5
-            )
+            z = torch.randn(shape, generator=generator, device=state.device, dtype=state.dtype)
+            z = z.clamp(-0.5, 0.5)
         a = F.relu(self.d1(torch.cat([state, z], 1)))
         return self.d3(F.relu(self.d2(a)))

@@ -80,9 +80,8 @@ class ActorRecommender(Recommender):
         flat = pd.DataFrame({"user": np.repeat(histories.users, histories.lengths), "item": histories.items})
         model._index_ratings(flat, items=embeddings.vocab)
         model.vectors = embeddings.vectors
-        model.nets = {
-            name: copy.deepcopy(net).cpu().eval() for name, net in nets.items()
-        }  # callers keep theirs
+        # Copies: the callers keep theirs.
+        model.nets = {name: copy.deepcopy(net).cpu().eval() for name, net in nets.items()}
         given = next(iter(model.nets.values())).linear1.in_features if policy != "bcq" else None
         expected = model.frame_size * (embeddings.dim + 1)
         if given is not None and given != expected:

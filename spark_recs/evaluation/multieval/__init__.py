@@ -12,14 +12,11 @@ Usage, as in LensKit::
     evaluation.run()
     results = evaluation.collect_results()
 
-:class:`MultiEval` composes one part per concern: :mod:`.plan` (the algorithms, data sets and RunIds),
-:mod:`.store` (the restartable folder: layout, records, restarts, results read back), :mod:`.runner`
-(fitting, scoring and measuring a run) and :mod:`.report` (the MLflow runs and plots).
+:mod:`.plan` holds the algorithms, data sets and RunIds, :mod:`.store` the restartable folder,
+:mod:`.runner` fits, scores and measures the runs and :mod:`.report` logs them to MLflow.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import DataFrame as SparkDataFrame
@@ -73,22 +70,12 @@ class MultiEval:
         seed: int | None = 42,
     ) -> None:
         analysis = topn_analysis(metrics)  # validated now, not in the middle of a run
-        self._store = Store(path, analysis.metric_names, spark)
-        self._report = Report(self._store, experiment, tracking_uri)
-        self._runner = Runner(
-            self._store,
-            self._report,
-            analysis,
-            predict=predict,
-            recommend=recommend,
-            candidates=candidates,
-            save_models=save_models,
-            eval_n_jobs=eval_n_jobs,
-            combine=combine,
-            seed=seed,
-        )
-        self._plan = Plan(reserved=self._store.columns)
-        self.path: Path = self._store.path
+        self._store = store = Store(path, analysis.metric_names, spark)
+        self._report = Report(store, experiment, tracking_uri)
+        options = (predict, recommend, candidates, save_models, eval_n_jobs, combine, seed)
+        self._runner = Runner(store, self._report, analysis, *options)
+        self._plan = Plan(reserved=store.columns)
+        self.path = store.path
 
     def add_algorithms(self, algos, attrs=(), **kwargs) -> None:
         """Add one algorithm or a list of them. ``attrs``: attribute names whose values become runs-table

@@ -17,6 +17,7 @@ import pandas as pd
 from pyspark.sql import DataFrame as SparkDataFrame
 from pyspark.sql import SparkSession
 
+from spark_recs.data.io import read_table
 from spark_recs.models.base import Recommender
 from spark_recs.runtime import get_spark
 
@@ -45,7 +46,21 @@ class DataSet:
     def partitions(self) -> list[tuple]:
         """The ``(train, test)`` pairs, the source called (if a function) and checked on first need."""
         if self.pairs is None:
-            self.pairs = _as_pairs(self.source() if callable(self.source) else self.source, self.name)
+            source = self.source() if callable(self.source) else self.source
+            if _is_side(source):
+                raise TypeError(f"data set {self.name!r}: give a (train, test) pair, not a single table")
+            pairs = []
+            for item in [source] if _is_pair(source) else source:
+                if _is_pair(item):
+                    pairs.append(tuple(item))
+                elif hasattr(item, "train") and hasattr(item, "test") and not _is_side(item):
+                    pairs.append((item.train, item.test))
+                else:
+                    kind = type(item).__name__
+                    raise TypeError(f"data set {self.name!r}: expected (train, test) pairs, got {kind}")
+            if not pairs:
+                raise ValueError(f"data set {self.name!r} has no (train, test) pairs")
+            self.pairs = pairs
         return self.pairs
 
 
@@ -60,16 +75,10 @@ class Run:
     label: str  # the algorithm's name in plots
 
     def describe(self) -> dict:
-        """The run's runs-table columns: ``RunId, DataSet, Partition, AlgoClass, AlgoStr`` and the
-        attrs/extra columns."""
-        row = {
-            "RunId": self.id,
-            "DataSet": self.dataset.name,
-            "Partition": self.partition,
-            "AlgoClass": type(self.algorithm.algo).__name__,
-            "AlgoStr": self.algorithm.label,
-        }
-        return row | self.algorithm.columns | self.dataset.columns
+        """The run's runs-table columns: ``RunId, DataSet, Partition, AlgoClass, AlgoStr``, attrs/extra."""
+        algo = self.algorithm
+        keys = (self.id, self.dataset.name, self.partition, type(algo.algo).__name__, algo.label)
+        return dict(zip(KEY_COLUMNS, keys)) | algo.columns | self.dataset.columns
 
 
 class Plan:
@@ -81,21 +90,20 @@ class Plan:
         self.datasets: list[DataSet] = []
 
     def add_algorithms(self, algos, attrs=(), *, name=None, **kwargs) -> None:
-        """Add one algorithm or a list of them (see :meth:`MultiEval.add_algorithms`)."""
+        """See :meth:`MultiEval.add_algorithms`."""
         algos = [algos] if isinstance(algos, Recommender) or not isinstance(algos, Iterable) else list(algos)
         attrs = [attrs] if isinstance(attrs, str) else list(attrs)
         self._check_columns([*attrs, *kwargs], "add_algorithms")
         extra = {k: plain(v) for k, v in kwargs.items()}
         for algo in algos:
             if not isinstance(algo, Recommender):
-                raise TypeError(
-                    f"MultiEval runs user models (spark_recs Recommender subclasses), not {type(algo).__name__}"
-                )
+                kind = type(algo).__name__
+                raise TypeError(f"MultiEval runs user models (spark_recs Recommender subclasses), not {kind}")
             columns = {a: plain(getattr(algo, a, None)) for a in attrs} | extra
             self.algorithms.append(Algorithm(algo, columns, str(name) if name is not None else repr(algo)))
 
     def add_datasets(self, data, name: str | None = None, candidates=None, **kwargs) -> None:
-        """Add a data set (see :meth:`MultiEval.add_datasets`)."""
+        """See :meth:`MultiEval.add_datasets`."""
         name = "data" if name is None else str(name)
         if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\"):
             raise ValueError(f"data set name {name!r} must be a plain folder name (no '/', not hidden)")
@@ -110,7 +118,7 @@ class Plan:
             raise ValueError(f"{where}: column name(s) {clash} are reserved for MultiEval's own columns")
 
     def runs(self) -> list[Run]:
-        """Every run, in RunId order (data sets and their partitions outer, algorithms inner)."""
+        """Every run, in RunId order."""
         labels = [self._label(i) for i in range(len(self.algorithms))]
         runs: list[Run] = []
         for ds in self.datasets:
@@ -120,8 +128,7 @@ class Plan:
         return runs
 
     def select(self, runs=None) -> tuple[list[Run], set[int] | None]:
-        """The runs ``runs`` names (a RunId or a list of them; ``None``: all) and that set of ids (``None``
-        for all)."""
+        """The runs ``runs`` names (a RunId or a list of them; ``None``: all) and their ids (``None``: all)."""
         plan = self.runs()
         if runs is None:
             return plan, None
@@ -154,6 +161,13 @@ def session(spark: SparkSession | None, *frames) -> SparkSession:
     return SparkSession.getActiveSession() or get_spark()
 
 
+def to_spark(frame, spark: SparkSession) -> SparkDataFrame:
+    """A data set side as Spark: a Spark DataFrame as it is, a pandas one converted, a table name/path read."""
+    if isinstance(frame, SparkDataFrame):
+        return frame
+    return spark.createDataFrame(frame) if isinstance(frame, pd.DataFrame) else read_table(spark, str(frame))
+
+
 def plain(value):
     """A value fit for a JSON record and a CSV cell (numpy scalars to Python, tuples to lists)."""
     if isinstance(value, np.generic):
@@ -171,21 +185,3 @@ def _is_side(value) -> bool:
 
 def _is_pair(value) -> bool:
     return isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_side(s) for s in value)
-
-
-def _as_pairs(source, name: str) -> list[tuple]:
-    if _is_side(source):
-        raise TypeError(f"data set {name!r}: give a (train, test) pair, not a single table")
-    if _is_pair(source):
-        return [tuple(source)]
-    pairs = []
-    for item in source:
-        if _is_pair(item):
-            pairs.append(tuple(item))
-        elif hasattr(item, "train") and hasattr(item, "test") and not _is_side(item):
-            pairs.append((item.train, item.test))
-        else:
-            raise TypeError(f"data set {name!r}: expected (train, test) pairs, got {type(item).__name__}")
-    if not pairs:
-        raise ValueError(f"data set {name!r} has no (train, test) pairs")
-    return pairs

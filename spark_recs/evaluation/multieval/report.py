@@ -5,9 +5,8 @@ One parent run per evaluation (named after the folder; its id in ``mlflow_parent
 ``Partition``, ``AlgoClass``, ``AlgoStr``, the attrs and extra columns, the model's ``get_params()`` as
 ``algo.<name>`` and ``seed``; metrics (MLflow keys: ``@`` becomes ``_at_``, e.g. ``ndcg_at_10``) with
 ``TrainTime``/``PredTime``/``RecTime``; the artifact ``user_metrics.csv`` (and the logged model with
-``save_models``). A run that raises ends ``FAILED`` with an ``error`` tag and a ``traceback.txt``; one a
-killed call left ``RUNNING`` is ended ``KILLED`` when its RunId runs again. After ``run`` the parent gets
-``runs.csv`` and ``plots/*.png``.
+``save_models``). A run that raises ends ``FAILED`` with an ``error`` tag and a ``traceback.txt``. The parent
+gets ``runs.csv`` and ``plots/*.png``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,10 +22,7 @@ import mlflow
 import pandas as pd
 
 from spark_recs import tracking
-from spark_recs.evaluation.multieval.plan import Run
 from spark_recs.evaluation.multieval.store import Store, replaced
-from spark_recs.models.base import Recommender
-from spark_recs.serving.registry import log_model
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +48,6 @@ class Report:
         with tracking.resumed_run(parent, tracking_uri=self.tracking_uri):
             yield parent
 
-    def kill_stale(self, parent: str, run_ids: Collection[int], since: float) -> None:
-        """End ``KILLED`` the nested runs of ``run_ids`` left ``RUNNING`` by calls started before ``since``."""
-        tracking.kill_stale_children(parent, "RunId", {str(r) for r in run_ids}, since)
-
     def summary(self) -> None:
         """Log ``runs.csv`` (rebuilt) and the plots to the active (parent) run."""
         table = self.store.results()
@@ -65,36 +57,13 @@ class Report:
             mlflow.log_artifact(str(plot), artifact_path="plots")
 
 
-class ChildRun:
-    """The nested MLflow run of ``run``, started under the active (parent) run."""
-
-    def __init__(self, run: Run) -> None:
-        tags = {"RunId": str(run.id), "DataSet": run.dataset.name, "AlgoStr": run.algorithm.label}
-        self.id = tracking.start_child_run(f"run-{run.id}", tags=tags).info.run_id
-
-    def log_params(self, description: Mapping, algo: Recommender) -> None:
-        """The run's runs-table columns and seed, and the algorithm's parameters as ``algo.<name>``."""
-        tracking.log_params_flat(description)
-        tracking.log_params_flat(algo.get_params(), prefix="algo.")
-
-    def log_user_metrics(self, per_user: pd.DataFrame) -> None:
-        tracking.log_frame(per_user, "user_metrics.csv")
-
-    def log_model(self, model: Recommender) -> None:
-        log_model(model)
-
-    def finish(self, metrics: Mapping) -> None:
-        """Log ``metrics`` and end the run ``FINISHED``."""
-        tracking.log_metrics_clean(metrics)
-        mlflow.end_run()
-
-    def fail(self, error: str, trace: str | None = None, status: str = "FAILED") -> None:
-        """End the run with ``status``, its ``error`` tag and ``traceback.txt``; an error doing so is logged,
-        not raised: bookkeeping must not hide the run's own error."""
-        try:
-            tracking.fail_run(self.id, error, trace, status=status)
-        except Exception:
-            log.exception("could not record the failure in MLflow")
+def end_failed(child_id: str, error: str, trace: str | None = None, status: str = "FAILED") -> None:
+    """End the nested run ``child_id`` with ``status``, its ``error`` tag and ``traceback.txt``; an error doing
+    so is logged, not raised: bookkeeping must not hide the run's own error."""
+    try:
+        tracking.fail_run(child_id, error, trace, status=status)
+    except Exception:
+        log.exception("could not record the failure in MLflow")
 
 
 def _plot(table: pd.DataFrame, labels: Mapping[int, str], metrics: list[str], folder: Path) -> list[Path]:
@@ -126,12 +95,9 @@ def _plot(table: pd.DataFrame, labels: Mapping[int, str], metrics: list[str], fo
             ax.set_title(name)
         axes[0].set_ylabel(metric)
         figure.suptitle(f"{metric}: mean over partitions, error bars = std")
-        target = folder / f"{_file_name(metric)}.png"
+        stem = re.sub(r"[^\w.-]", "_", metric.replace("@", "_at_"))
+        target = folder / f"{stem}.png"
         with replaced(target) as partial:
             figure.savefig(partial, dpi=100, format="png")
         written.append(target)
     return written
-
-
-def _file_name(metric: str) -> str:
-    return re.sub(r"[^\w.-]", "_", metric.replace("@", "_at_"))

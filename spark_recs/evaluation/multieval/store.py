@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,8 +38,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_recs.data import versioned
-from spark_recs.data.io import read_table, write_table
-from spark_recs.evaluation.multieval.plan import KEY_COLUMNS, DataSet, plain, session
+from spark_recs.data.io import write_table
+from spark_recs.evaluation.multieval.plan import KEY_COLUMNS, DataSet, plain, session, to_spark
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +49,21 @@ PREDICTION_METRICS = ("rmse", "mae", "user_rmse", "user_mae")
 COUNTS = ("n_test_users", "n_users_with_recs", "n_pred_missing")
 RUN_ID_COLUMN = "MLflowRunId"
 
-_OUTPUT_TABLES = ("recommendations", "predictions")
 _TABLE_ENTRY = re.compile(r"^(?P<hidden>\.)?RunId=(?P<id>\d+)(?P<rest>\..*)?$")
 _FILE_ENTRY = re.compile(r"^(?P<hidden>\.)?run-(?P<id>\d+)\.(?P<ext>pt|csv|json)(?P<rest>\..*)?$")
 _FILE_FOLDERS = {"models": "pt", "user_metrics": "csv", "runs": "json"}
 
 
 class Store:
-    """The evaluation folder ``path`` (created). ``metrics``: the top-N metric names, in runs-table order;
-    ``spark``: the session for reads and pandas data (default: that of the data, or the active one)."""
+    """The evaluation folder ``path`` (created); ``metrics``: the top-N metric names, in runs-table order."""
 
     def __init__(self, path, metrics: Sequence[str], spark: SparkSession | None = None) -> None:
         self.path = Path(path).absolute()
         self.path.mkdir(parents=True, exist_ok=True)
         self.metrics = [*metrics, *PREDICTION_METRICS]
         self.spark = spark
-
-    @property
-    def columns(self) -> set[str]:
-        """The runs-table columns the store itself fills (not for algorithms' or data sets' columns)."""
-        return {*KEY_COLUMNS, *TIME_COLUMNS, *STATUS_COLUMNS, RUN_ID_COLUMN, *self.metrics, *COUNTS}
-
-    # ---- one run's files ----------------------------------------------------------------------------
+        #: The runs-table columns the store itself fills (not for algorithms' or data sets' columns).
+        self.columns = {*KEY_COLUMNS, *TIME_COLUMNS, *STATUS_COLUMNS, RUN_ID_COLUMN, *self.metrics, *COUNTS}
 
     def output(self, table: str, run_id: int) -> Path:
         """The Parquet folder of a run's ``recommendations`` or ``predictions``."""
@@ -85,9 +78,9 @@ class Store:
 
     def write_record(self, record: dict) -> None:
         """Write a run's record (last, so a record means the run's outputs are complete)."""
-        _write_text(self.run_file("runs", record["RunId"]), json.dumps(_jsonable(record), indent=1))
-
-    # ---- records and restarts -----------------------------------------------------------------------
+        values = {key: plain(value) for key, value in record.items()}
+        values = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+        _write_text(self.run_file("runs", record["RunId"]), json.dumps(values, indent=1))
 
     def records(self) -> dict[int, dict]:
         """Every run's record, by RunId."""
@@ -101,46 +94,38 @@ class Store:
     def ok_ids(self) -> set[int]:
         return {run_id for run_id, record in self.records().items() if record.get("status") == "ok"}
 
-    def _entries(self) -> Iterator[tuple[int, bool, Path]]:
-        """``(run id, hidden or partial, path)`` of every per-run output entry in the folder."""
-        for table in _OUTPUT_TABLES:
-            folder = self.path / table
-            if folder.is_dir():
-                for entry in folder.iterdir():
+    def remove_outputs(self, scope: Collection[int] | None, ok: Collection[int] | None = None) -> None:
+        """Remove the per-run outputs of the runs in ``scope`` (``None``: all). With ``ok`` (the runs
+        recorded ok), only leftovers: staging/partial entries and outputs of runs not in ``ok``."""
+        entries = []  # (run id, hidden or partial, path)
+        for table in ("recommendations", "predictions"):
+            if (self.path / table).is_dir():
+                for entry in (self.path / table).iterdir():
                     # A version folder of a local Parquet output (data/versioned.py) belongs to its RunId.
                     match = _TABLE_ENTRY.match(versioned.base_of(entry).name)
                     if match:
-                        yield int(match["id"]), bool(match["hidden"] or match["rest"]), entry
+                        entries.append((int(match["id"]), bool(match["hidden"] or match["rest"]), entry))
         for name, ext in _FILE_FOLDERS.items():
-            folder = self.path / name
-            if folder.is_dir():
-                for entry in folder.iterdir():
+            if (self.path / name).is_dir():
+                for entry in (self.path / name).iterdir():
                     match = _FILE_ENTRY.match(entry.name)
                     if match and match["ext"] == ext:
                         partial = bool(match["hidden"] or match["rest"])
                         if name != "runs" or partial:  # records themselves are not leftovers
-                            yield int(match["id"]), partial, entry
-
-    def remove_leftovers(self, scope: set[int] | None, ok: set[int]) -> None:
-        """Remove staging/partial entries and outputs of runs without an ok record (within ``scope``)."""
-        for run_id, partial, entry in list(self._entries()):
-            if (scope is None or run_id in scope) and (partial or run_id not in ok):
-                log.warning("removing %s, left by an unfinished run %d", entry, run_id)
-                _remove(entry)
-
-    def remove_outputs(self, run_id: int) -> None:
-        for found, _, entry in list(self._entries()):
-            if found == run_id:
-                _remove(entry)
-
-    # ---- reading results back -----------------------------------------------------------------------
+                            entries.append((int(match["id"]), partial, entry))
+        for run_id, partial, entry in entries:
+            if (scope is None or run_id in scope) and (ok is None or partial or run_id not in ok):
+                if ok is not None:
+                    log.warning("removing %s, left by an unfinished run %d", entry, run_id)
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def results(self) -> pd.DataFrame:
         """The runs table (see :meth:`MultiEval.collect_results`)."""
-        rows = [
-            {k: v for k, v in record.items() if not k.startswith("_")}
-            for _, record in sorted(self.records().items())
-        ]
+        records = self.records()
+        rows = [{k: v for k, v in records[i].items() if not k.startswith("_")} for i in sorted(records)]
         if not rows:
             return pd.DataFrame(columns=[*KEY_COLUMNS, *TIME_COLUMNS, *STATUS_COLUMNS, RUN_ID_COLUMN])
         table = pd.DataFrame(rows)
@@ -166,10 +151,8 @@ class Store:
         ok = sorted(self.ok_ids())
         return session(self.spark).read.parquet(str(folder)).where(F.col("RunId").isin(ok))
 
-    # ---- persisted data sets ------------------------------------------------------------------------
-
     def persist(self, datasets: list[DataSet], overwrite: bool = False) -> None:
-        """Write the data sets' partitions and point them there (see :meth:`MultiEval.persist_data`)."""
+        """See :meth:`MultiEval.persist_data`."""
         for ds in datasets:
             folder = self.path / "data" / ds.name
             manifest = folder / "_manifest.json"
@@ -180,29 +163,14 @@ class Store:
                 pairs = ds.partitions()
                 for number, (train, test) in enumerate(pairs, 1):
                     for side, frame in (("train", train), ("test", test)):
-                        target = folder / str(number) / side
-                        write_table(
-                            _to_spark(frame, session(self.spark, frame)), str(target), format="parquet"
-                        )
+                        frame = to_spark(frame, session(self.spark, frame))
+                        write_table(frame, str(folder / str(number) / side), format="parquet")
                 count = len(pairs)
                 _write_text(manifest, json.dumps({"name": ds.name, "partitions": count}))
                 log.info("data set %s: persisted %d partitions to %s", ds.name, count, folder)
             ds.pairs = [
                 (str(folder / str(p) / "train"), str(folder / str(p) / "test")) for p in range(1, count + 1)
             ]
-
-
-def _to_spark(frame, spark: SparkSession) -> SparkDataFrame:
-    if isinstance(frame, SparkDataFrame):
-        return frame
-    if isinstance(frame, pd.DataFrame):
-        return spark.createDataFrame(frame)
-    return read_table(spark, str(frame))
-
-
-def _jsonable(record: dict) -> dict:
-    values = {key: plain(value) for key, value in record.items()}
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
 
 
 @contextmanager
@@ -221,10 +189,3 @@ def replaced(path: Path) -> Iterator[Path]:
 def _write_text(path: Path, text: str) -> None:
     with replaced(path) as partial:
         partial.write_text(text)
-
-
-def _remove(entry: Path) -> None:
-    if entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry, ignore_errors=True)
-    else:
-        entry.unlink(missing_ok=True)
