@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -145,32 +146,66 @@ def pandas_gru4rec_split(
     )
 
 
-def pandas_pipeline(src: str, out: str) -> None:
-    df = pd.read_parquet(src)
-    accepted, rejected = pandas_validate(df)
-    accepted["ItemId"], mapping = pandas_index(accepted["ItemId"])
-    rows = pandas_gru4rec_split(accepted)
-    rows.to_parquet(f"{out}/split", partition_cols=["part"], index=False)
-    rejected.to_parquet(f"{out}/rejected", index=False)
-    mapping.to_parquet(f"{out}/items", index=False)
+def pandas_pipeline(src: str, out: str, meter: StepMeter) -> None:
+    with meter.step("validate"):
+        accepted, rejected = pandas_validate(pd.read_parquet(src))
+    with meter.step("index"):
+        accepted["ItemId"], mapping = pandas_index(accepted["ItemId"])
+    with meter.step("split"):
+        rows = pandas_gru4rec_split(accepted)
+    with meter.step("write"):
+        rows.to_parquet(f"{out}/split", partition_cols=["part"], index=False)
+        rejected.to_parquet(f"{out}/rejected", index=False)
+        mapping.to_parquet(f"{out}/items", index=False)
 
 
 # --- Spark implementation (the library) -----------------------------------------------------------
 
 
-def spark_pipeline(spark, src: str, out: str) -> None:
+STEPS = ("validate", "index", "split", "write")
+
+
+class StepMeter:
+    """Seconds per step, and on classic Spark the Spark jobs and stages each step ran (its job group)."""
+
+    def __init__(self, spark) -> None:
+        self.spark, self.steps = spark, {}
+        self.tracker = None if spark is None or is_connect(spark) else spark.sparkContext.statusTracker()
+
+    @contextmanager
+    def step(self, name: str):
+        if self.tracker:
+            self.spark.sparkContext.setJobGroup(name, name)
+        start = time.perf_counter()
+        yield
+        record = {"seconds": time.perf_counter() - start}
+        if self.tracker:
+            jobs = self.tracker.getJobIdsForGroup(name)
+            stages = [s for j in jobs for s in self.tracker.getJobInfo(j).stageIds]
+            record |= {"jobs": len(jobs), "stages": len(set(stages))}
+        self.steps[name] = record
+
+
+def is_connect(spark) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def spark_pipeline(spark, src: str, out: str, meter: StepMeter) -> None:
     from spark_recs.data.index import IdIndex
     from spark_recs.data.schema import validate
     from spark_recs.data.split import gru4rec_time_split
 
-    checked = validate(spark.read.parquet(src), KEYS, "Time")
-    accepted = checked.accepted  # validate caches its typed rows (classic Spark), so reuse is cheap
-    items = IdIndex.fit(accepted, "ItemId")
-    split = gru4rec_time_split(items.transform(accepted), days=1)
-    split.rows.write.mode("overwrite").partitionBy("part").parquet(f"{out}/split")
-    checked.rejected.write.mode("overwrite").parquet(f"{out}/rejected")
-    items.mapping.write.mode("overwrite").parquet(f"{out}/items")
-    accepted.unpersist()
+    with meter.step("validate"):
+        checked = validate(spark.read.parquet(src), KEYS, "Time")
+    with meter.step("index"):
+        items = IdIndex.fit(checked.accepted, "ItemId")
+        indexed = items.transform(checked.accepted)
+    with meter.step("split"):
+        split = gru4rec_time_split(indexed, days=1)
+    with meter.step("write"):
+        split.rows.write.mode("overwrite").partitionBy("part").parquet(f"{out}/split")
+        checked.rejected.write.mode("overwrite").parquet(f"{out}/rejected")
+        items.mapping.write.mode("overwrite").parquet(f"{out}/items")
 
 
 # --- one engine, one size (a subprocess) ----------------------------------------------------------
@@ -227,11 +262,12 @@ def worker(engine: str, src: str, out: str, work: str) -> dict:
         host, port = server.listening_address
         spark = SparkSession.builder.remote(f"sc://{host}:{port}").create()
 
+    meter = StepMeter(spark)
     start = time.perf_counter()
     if spark is None:
-        pandas_pipeline(src, out)
+        pandas_pipeline(src, out, meter)
     else:
-        spark_pipeline(spark, src, out)
+        spark_pipeline(spark, src, out, meter)
     seconds = time.perf_counter() - start
 
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -244,6 +280,7 @@ def worker(engine: str, src: str, out: str, work: str) -> dict:
         "seconds": seconds,
         "driver_mb": driver_mb,
         "jvm_mb": jvm_mb,
+        "steps": meter.steps,
         "counts": output_counts(out, rows_in),
     }
 
@@ -278,6 +315,16 @@ def report(results: dict[tuple[int, str], dict]) -> bool:
             f" {r['driver_mb']:>10.0f} {jvm:>8} {ratio:>9}"
         )
     print("(x pandas = engine seconds / pandas seconds; driver MB = peak RSS of the driver Python process)")
+
+    print(f"\n{'engine':<8} {'events':>11} " + " ".join(f"{s:>22}" for s in STEPS))
+    for (size, engine), r in results.items():
+        cells = []
+        for name in STEPS:
+            step = r["steps"][name]
+            plan = f" {step['jobs']}j/{step['stages']}s" if "jobs" in step else ""
+            cells.append(f"{step['seconds']:.1f}s{plan}".rjust(22))
+        print(f"{engine:<8} {size:>11,} " + " ".join(cells))
+    print("(per step: seconds, and on classic Spark the jobs/stages it ran; with AQE each shuffle is a job)")
 
     agree = True
     keys = list(next(iter(results.values()))["counts"])

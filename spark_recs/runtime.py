@@ -7,6 +7,7 @@ can live side by side in one process (the tests do exactly that).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -23,6 +24,7 @@ _DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 _DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _CATALOG_BUSY = "spark.spark_recs.catalogBusy"  # set on a session that runs without the persistent catalog
 _formats: dict[int, str] = {}
+_scratch_dir: Path | None = None
 _catalog_locks: dict[Path, int | None] = {}  # work dir -> its held lock, None: another process has it
 
 
@@ -154,9 +156,30 @@ def check_catalog(spark: SparkSession) -> None:
 
 
 def cached(df: DataFrame) -> DataFrame:
-    """``df.cache()`` on classic Spark; ``df`` unchanged on Spark Connect, where serverless Databricks
-    refuses caching and pysail ignores it."""
-    return df if is_connect(df.sparkSession) else df.cache()
+    """``df`` computed once for all the actions that follow. ``df.cache()`` on classic Spark; on Spark
+    Connect, where serverless Databricks refuses caching and pysail ignores it (recomputing the whole plan
+    on every action), ``df`` is written once and read back: to Parquet under ``$SPARK_RECS_SCRATCH``
+    (default ``<work dir>/scratch``, removed when the process ends), or on Databricks without that setting
+    with ``df.localCheckpoint()``."""
+    spark = df.sparkSession
+    if not is_connect(spark):
+        return df.cache()
+    if on_databricks() and "SPARK_RECS_SCRATCH" not in os.environ:
+        return df.localCheckpoint()
+    path = str(_scratch() / uuid.uuid4().hex)
+    df.write.parquet(path)
+    return spark.read.schema(df.schema).parquet(path)
+
+
+def _scratch() -> Path:
+    """This process's folder for :func:`cached` results, removed at exit."""
+    global _scratch_dir
+    if _scratch_dir is None:
+        root = Path(os.environ.get("SPARK_RECS_SCRATCH") or work_dir() / "scratch")
+        _scratch_dir = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        _scratch_dir.mkdir(parents=True)
+        atexit.register(shutil.rmtree, _scratch_dir, ignore_errors=True)
+    return _scratch_dir
 
 
 def storage_format(spark: SparkSession) -> str:

@@ -187,3 +187,26 @@ def test_a_second_process_on_a_work_dir_in_use_gets_a_warning_not_a_java_trace(s
     ]
     assert len(warnings) == 1 and "SPARK_RECS_HOME" in warnings[0]
     assert "XSDB6" not in done.stderr and "\tat org." not in done.stderr  # Derby's lock error, Java frames
+
+
+def test_cached_computes_a_connect_frame_once_and_the_scratch_goes_at_exit(
+    connect_spark, tmp_path, monkeypatch
+):
+    # pysail ignores cache(): a frame used by several actions is written once and read back instead.
+    monkeypatch.setenv("SPARK_RECS_SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setattr(runtime, "_scratch_dir", None)
+    df = connect_spark.createDataFrame([(1, "a"), (2, None)], "id long, name string").where("id > 0")
+    kept = runtime.cached(df)
+    assert sorted(kept.collect()) == sorted(df.collect()) and kept.schema == df.schema
+    files = [Path(f.removeprefix("file://")) for f in kept.inputFiles()]
+    assert files and all((tmp_path / "scratch") in f.parents for f in files)
+    empty = runtime.cached(df.where("id > 5"))  # no rows: still the schema
+    assert empty.count() == 0 and empty.schema == df.schema
+    # The scratch folder belongs to this process and is removed when it ends.
+    script = (
+        "import os, sys; sys.path.insert(0, os.getcwd()); from spark_recs import runtime; "
+        "print(runtime._scratch())"
+    )
+    env = {**os.environ, "SPARK_RECS_SCRATCH": str(tmp_path / "child")}
+    made = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert Path(made.stdout.strip()).parent == tmp_path / "child" and not Path(made.stdout.strip()).exists()

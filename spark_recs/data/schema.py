@@ -307,11 +307,19 @@ def validate(
         reason = F.when(failed, F.lit(why)).otherwise(reason)
 
     others = [c for c in df.columns if c not in parsed]
-    raw = [F.col(c).cast("string").alias(f"_raw_{i}") for i, c in enumerate(df.columns)]
+    # The values as read, kept for the rejected rows (as text) and the duplicate check (as read: cheaper
+    # to shuffle and compare than text; a value that cannot be a window key, such as a map, as text).
+    raw = [F.col(c).alias(f"_raw_{i}") for i, c in enumerate(df.columns)]
+    keys = [
+        F.col(f"_raw_{i}")
+        if f.dataType.typeName() not in ("map", "variant")
+        else F.col(f"_raw_{i}").cast("string")
+        for i, f in enumerate(df.schema.fields)
+    ]
     typed = df.select(*raw, *[expr.alias(c) for c, expr in parsed.items()], *others, reason.alias("reason"))
     if duplicates:
         # An exact duplicate repeats every original value; identical rows make the window order irrelevant.
-        copies = Window.partitionBy(*[f"_raw_{i}" for i in range(len(df.columns))]).orderBy(F.lit(1))
+        copies = Window.partitionBy(*keys).orderBy(F.lit(1))
         duplicate = F.col("reason").isNull() & (F.row_number().over(copies) > 1)
         typed = typed.withColumn(
             "reason", F.when(duplicate, F.lit("duplicate event")).otherwise(F.col("reason"))
@@ -319,7 +327,7 @@ def validate(
     typed = cached(typed)
     accepted = typed.where(F.col("reason").isNull()).select(*df.columns)
     rejected = typed.where(F.col("reason").isNotNull()).select(
-        *[F.col(f"_raw_{i}").alias(c) for i, c in enumerate(df.columns)], "reason"
+        *[F.col(f"_raw_{i}").cast("string").alias(c) for i, c in enumerate(df.columns)], "reason"
     )
     by_reason, n_accepted, time_warnings = _counts(typed, time_column)
     found = {**id_warnings, **time_warnings}

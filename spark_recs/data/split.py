@@ -217,13 +217,16 @@ def gru4rec_time_split(
     """GRU4Rec's RSC15 preparation: :func:`preprocess_sessions` (skip with ``preprocess=False``), a
     :func:`time_split` of the last ``days`` into ``test``, then the same split of the rest (``train_full``)
     on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. Two small jobs run at
-    once to find the last event times; everything else is lazy."""
+    once to find the last event times, each on a :func:`~spark_recs.runtime.cached` frame."""
     c = SessionColumns(**keys)
     rows = _start(df, c.names)
     if preprocess:
         rows = _preprocess(rows, c, min_session_length, min_item_support)
-    rows, test_cutoff = _split_last_days(rows, c, days, "test")
-    rows, valid_cutoff = _split_last_days(rows, c, days if valid_days is None else valid_days, "valid")
+    # Each split first finds the last event time (one job): what it reads is computed once, not per job.
+    rows, test_cutoff = _split_last_days(cached(rows), c, days, "test")
+    rows, valid_cutoff = _split_last_days(
+        cached(rows), c, days if valid_days is None else valid_days, "valid"
+    )
     return GRU4RecSplit(_assign(rows, F.lit(True), "train_tr"), test_cutoff, valid_cutoff)
 
 

@@ -1,0 +1,31 @@
+"""What data preparation costs in Spark work: validate + index + GRU4Rec split run a bounded number of
+stages (each shuffle is one), so a change that adds passes over the data fails here, not only in
+``benchmarks/prepare.py``. Classic Spark only: Spark Connect has no status tracker."""
+
+from __future__ import annotations
+
+from spark_recs.data.index import IdIndex
+from spark_recs.data.schema import validate
+from spark_recs.data.split import gru4rec_time_split
+from spark_recs.data.synthetic import synthetic_sessions
+
+#: Stages of the whole preparation below, measured; lower it when a change saves passes.
+STAGE_BUDGET = 143
+
+
+def test_preparation_runs_a_bounded_number_of_stages(spark):
+    events = synthetic_sessions(spark, 20_000, 300, seed=5, days=5).cache()
+    events.count()
+    context, tracker = spark.sparkContext, spark.sparkContext.statusTracker()
+    context.setJobGroup("prepare-plan", "validate + index + split")
+    try:
+        checked = validate(events, ["SessionId", "ItemId"], "Time")
+        items = IdIndex.fit(checked.accepted, "ItemId")
+        split = gru4rec_time_split(items.transform(checked.accepted), days=1)
+        counts = split.counts()
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    jobs = tracker.getJobIdsForGroup("prepare-plan")
+    stages = {s for j in jobs for s in tracker.getJobInfo(j).stageIds}
+    assert counts["test"] > 0 and counts["train_tr"] > 0
+    assert len(stages) <= STAGE_BUDGET, f"{len(jobs)} jobs, {len(stages)} stages"
