@@ -170,6 +170,8 @@ class StepMeter:
 
     def __init__(self, spark) -> None:
         self.spark, self.steps = spark, {}
+        from spark_recs.runtime import is_connect
+
         self.tracker = None if spark is None or is_connect(spark) else spark.sparkContext.statusTracker()
 
     @contextmanager
@@ -184,10 +186,6 @@ class StepMeter:
             stages = [s for j in jobs for s in self.tracker.getJobInfo(j).stageIds]
             record |= {"jobs": len(jobs), "stages": len(set(stages))}
         self.steps[name] = record
-
-
-def is_connect(spark) -> bool:
-    return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
 def spark_pipeline(spark, src: str, out: str, meter: StepMeter) -> None:

@@ -11,7 +11,6 @@ from test_cli import _error_line
 from spark_recs import tasks
 from spark_recs.cli import main
 from spark_recs.config import ConfigError, load_config, schemas
-from spark_recs.tasks.base import Trained
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SHIPPED = {
@@ -37,11 +36,6 @@ def test_every_shipped_config_loads_with_its_tasks_schema(kind):
     config = load_config(CONF / SHIPPED[kind], schema=kind)
     assert config["kind"] == kind
     assert set(config) - {"kind"} == set(tasks.task(kind).schema())
-
-
-def test_every_train_step_returns_the_one_training_result():
-    for kind in ("gru4rec", "rl", "gym"):
-        assert inspect.signature(tasks.task(kind).step("train")).return_annotation in ("Trained", Trained)
 
 
 def test_an_unknown_kind_or_step_is_a_one_line_config_error():

@@ -19,14 +19,17 @@ from spark_recs.core.params import FRACTION, POSITIVE_INT, Rule
 from spark_recs.data.io import is_table_name, read_table, write_table
 from spark_recs.data.sources import check_source, read_sessions, require_source
 from spark_recs.progress import Steps
-from spark_recs.runtime import cached
 
-from .base import Section, Trained, note, section, session_settings
+from .base import Section, Trained, mlflow_section, mlflow_settings, note, section, session_settings
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
 PREPARED_PARTS = ("train", "valid", "test", "rejected")
 DEFAULT_EXPERIMENT = "spark_recs-gru4rec"
 DEFAULT_MODEL_NAME = "spark_recs-gru4rec"
+#: Where :func:`train` logs and registers when the command line says nothing (the config has no ``mlflow``).
+MLFLOW_DEFAULTS = {
+    "mlflow": {k: v[0] for k, v in mlflow_section(DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME).items()}
+}
 
 #: The sections of a GRU4Rec config besides ``model``.
 SECTIONS: dict[str, Section] = {
@@ -140,7 +143,7 @@ def prepare(
         f"Split sessions by time (valid {split['valid_fraction']:g}, test {split['test_fraction']:g})"
     ):
         parts = dict(
-            zip(("train", "valid", "test"), train_valid_test_split(cached(checked.accepted), **split, **keys))
+            zip(("train", "valid", "test"), train_valid_test_split(checked.accepted, **split, **keys))
         )
     tables = {part: prepared_location(output, part) for part in PREPARED_PARTS}
     counts = {"rows_in": checked.rows_in, "accepted": checked.n_accepted, "rejected": checked.n_rejected}
@@ -191,8 +194,7 @@ def train(
     from spark_recs.serving.registry import log_and_register
     from spark_recs.tracking import log_params_flat, tracked_run
 
-    register_as = DEFAULT_MODEL_NAME if register_as is None else register_as
-    alias = "challenger" if alias is None else alias
+    tracking = mlflow_settings(MLFLOW_DEFAULTS, experiment, register_as, alias)
     keys, model_cfg = config["data"], config["model"]
     steps = Steps(3)
     with steps.step(f"Load prepared sessions from {prepared}"):
@@ -201,7 +203,7 @@ def train(
         note(f"train {len(train_df):,} events, valid {len(valid_df):,} events")
     valid = valid_df if len(valid_df) else None
     gru = build_model(config)
-    with tracked_run(experiment or DEFAULT_EXPERIMENT, "train-gru4rec", tracking_uri=tracking_uri) as run:
+    with tracked_run(tracking["experiment"], "train-gru4rec", tracking_uri=tracking_uri) as run:
         for name in ("model", "data", "data_split", "training", "evaluation"):
             log_params_flat(config[name], f"{name}.")
         mlflow.set_tags({"input": prepared, "kind": "gru4rec"})
@@ -214,11 +216,10 @@ def train(
                 gru.save(model_path)
                 model_path = str(Path(model_path).resolve())
                 mlflow.set_tag("model_path", model_path)
-            logged = log_and_register(gru, registered_model=register_as or None, alias=alias)
-            if register_as:
-                note(
-                    f"registered {register_as} version {logged.version}" + (f" as @{alias}" if alias else "")
-                )
+            name, alias = tracking["registered_model"], tracking["alias"]
+            logged = log_and_register(gru, registered_model=name, alias=alias)
+            if name:
+                note(f"registered {name} version {logged.version}" + (f" as @{alias}" if alias else ""))
     history = pd.DataFrame(gru.history_)
     return Trained(gru, run.info.run_id, logged.uri, logged.version, history, model_path=model_path)
 
