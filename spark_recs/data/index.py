@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark_recs.runtime import cached
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKETS = 64
@@ -82,7 +84,7 @@ class IdIndex:
         integral = dict(ids.dtypes)["id"] in ("tinyint", "smallint", "int", "bigint")
         key = F.col("id").cast("long") if integral else F.col("id")
         mapping, size = dense_positions(ids, [F.col("id")], "index", bucket=hash_bucket(key, buckets))
-        return cls(mapping, size, column, unknown)
+        return cls(cached(mapping), size, column, unknown)  # computed once for every transform
 
     def transform(self, df: DataFrame, column: str | None = None, out: str | None = None) -> DataFrame:
         """Replace (or, with ``out``, add) ``column`` by its dense index; unknown ids per :attr:`unknown`."""

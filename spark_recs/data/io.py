@@ -332,6 +332,12 @@ def read_databricks_table(name: str, spark: SparkSession | None = None) -> DataF
     return spark.table(name)
 
 
+def collect_columns(df: DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``df`` collected to the driver as pandas, through Arrow, each Arrow buffer freed as
+    soon as it is converted: about two thirds of the peak memory of ``toPandas()``."""
+    return df.select(*columns).toArrow().to_pandas(self_destruct=True, split_blocks=True)
+
+
 def load_databricks_table(name: str, spark: SparkSession | None = None) -> pd.DataFrame:
     """A table as a pandas DataFrame, as in the GRU4Rec README (collects: for tables that fit in memory)."""
     return read_databricks_table(name, spark).toPandas()

@@ -282,7 +282,8 @@ def validate(
     (columns it leaves out are ``auto``); a blank id is a null id. Times become epoch seconds (double),
     ratings doubles; a time string needs a date with year, month and day. Accepted but suspicious values
     (times that look like milliseconds, negative or future times, a few non-integer ids among integers)
-    are counted in ``warnings`` and logged.
+    are counted in ``warnings`` and logged. With ``duplicates`` the rows come partitioned by the first id
+    column, so a per-session or per-user step that follows (the GRU4Rec split) needs no shuffle of its own.
     """
     needed = list(id_columns) + [c for c in (time_column, rating_column) if c]
     require_columns(df, needed, what)
@@ -301,33 +302,40 @@ def validate(
     if rating_column:
         parsed[rating_column] = F.col(rating_column).try_cast("double")
         checks.append((_not_finite(parsed[rating_column]), f"non-numeric {rating_column}"))
+    # A column read in its target type is its own parse: it needs no copy of the value as read.
+    as_read = {c for c in id_columns if dtypes[c] == "bigint" and types[c] == "long"}
+    as_read |= {c for c in (time_column, rating_column) if c and dtypes[c] == "double"}
+    parsed |= {c: F.col(c) for c in as_read}
 
     reason = F.lit(None).cast("string")
     for failed, why in reversed(checks):
         reason = F.when(failed, F.lit(why)).otherwise(reason)
 
     others = [c for c in df.columns if c not in parsed]
-    # The values as read, kept for the rejected rows (as text) and the duplicate check (as read: cheaper
-    # to shuffle and compare than text; a value that cannot be a window key, such as a map, as text).
-    raw = [F.col(c).alias(f"_raw_{i}") for i, c in enumerate(df.columns)]
-    keys = [
-        F.col(f"_raw_{i}")
-        if f.dataType.typeName() not in ("map", "variant")
-        else F.col(f"_raw_{i}").cast("string")
-        for i, f in enumerate(df.schema.fields)
-    ]
-    typed = df.select(*raw, *[expr.alias(c) for c, expr in parsed.items()], *others, reason.alias("reason"))
+    # The values as read, kept for the rejected rows (as text) and the duplicate check: under their own
+    # name where the column is not parsed (or is its own parse), else as ``_raw_<i>``.
+    read = {c: c if c in others or c in as_read else f"_raw_{i}" for i, c in enumerate(df.columns)}
+    copies = [F.col(c).alias(name) for c, name in read.items() if name != c]
+    typed = df.select(
+        *copies, *[expr.alias(c) for c, expr in parsed.items()], *others, reason.alias("reason")
+    )
     if duplicates:
-        # An exact duplicate repeats every original value; identical rows make the window order irrelevant.
-        copies = Window.partitionBy(*keys).orderBy(F.lit(1))
-        duplicate = F.col("reason").isNull() & (F.row_number().over(copies) > 1)
-        typed = typed.withColumn(
+        # An exact duplicate repeats every value as read; identical rows make the window order irrelevant.
+        # Partitioning by the parsed first id (a function of its value as read) keeps copies together.
+        kinds = {f.name: f.dataType.typeName() for f in df.schema.fields}
+        keys = [
+            F.col(name).cast("string") if kinds[c] in ("map", "variant") else F.col(name)
+            for c, name in read.items()
+        ]
+        same = Window.partitionBy(F.col(id_columns[0]), *keys).orderBy(F.lit(1))
+        duplicate = F.col("reason").isNull() & (F.row_number().over(same) > 1)
+        typed = typed.repartition(F.col(id_columns[0])).withColumn(
             "reason", F.when(duplicate, F.lit("duplicate event")).otherwise(F.col("reason"))
         )
     typed = cached(typed)
     accepted = typed.where(F.col("reason").isNull()).select(*df.columns)
     rejected = typed.where(F.col("reason").isNotNull()).select(
-        *[F.col(f"_raw_{i}").cast("string").alias(c) for i, c in enumerate(df.columns)], "reason"
+        *[F.col(name).cast("string").alias(c) for c, name in read.items()], "reason"
     )
     by_reason, n_accepted, time_warnings = _counts(typed, time_column)
     found = {**id_warnings, **time_warnings}

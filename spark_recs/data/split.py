@@ -161,9 +161,18 @@ def _start(df: DataFrame, keys: list[str]) -> DataFrame:
     return _reject(df, reduce(lambda a, b: a | b, [F.col(k).isNull() for k in keys]), "null_key")
 
 
+def _per_item(df: DataFrame, c: SessionColumns, condition: Column) -> DataFrame:
+    """Add ``_n``: how many rows of each row's item meet ``condition``. The counts are one small row per
+    item, broadcast to the rows, so the rows keep their partitioning by session: the session windows of
+    the whole split then share one shuffle."""
+    per_item = df.where(condition).groupBy(c.item_key).agg(F.count(F.lit(1)).alias("_n"))
+    joined = df.join(F.broadcast(per_item), c.item_key, "left")
+    return joined.select(*df.columns, F.coalesce(F.col("_n"), F.lit(0)).alias("_n"))
+
+
 def _preprocess(df: DataFrame, c: SessionColumns, min_session_length: int, min_item_support: int):
     df = _reject(df, _live_count(c.session_key) < min_session_length, "short_session")
-    df = _reject(df, _live_count(c.item_key) < min_item_support, "rare_item")
+    df = _reject(_per_item(df, c, _live()), F.col("_n") < min_item_support, "rare_item").drop("_n")
     return _reject(df, _live_count(c.session_key) < min_session_length, "short_session_after_item_filter")
 
 
@@ -176,8 +185,8 @@ def _split_last_days(df: DataFrame, c: SessionColumns, days: float, part: str):
     cutoff = None if t_max is None else t_max - days * SECONDS_PER_DAY
     session_end = F.max(F.when(_live(), t)).over(Window.partitionBy(c.session_key))
     df = df.withColumn("_holdout", _live() & F.coalesce(session_end >= F.lit(cutoff), F.lit(False)))
-    seen = F.max(F.when(_live() & ~F.col("_holdout"), 1)).over(Window.partitionBy(c.item_key)).isNotNull()
-    df = _reject(df, F.col("_holdout") & ~seen, f"{part}_unseen_item")
+    df = _per_item(df, c, _live() & ~F.col("_holdout"))
+    df = _reject(df, F.col("_holdout") & (F.col("_n") == 0), f"{part}_unseen_item").drop("_n")
     df = _reject(
         df,
         F.col("_holdout") & (_live_count(c.session_key, _live() & F.col("_holdout")) < 2),

@@ -315,7 +315,12 @@ class Recommender(Model):
             raise ValueError(
                 f"{type(self).__name__}.fit needs column(s) {missing}; the ratings have {list(ratings.columns)}"
             )
-        frame = ratings.select(*columns).toPandas() if hasattr(ratings, "sparkSession") else ratings[columns]
+        if hasattr(ratings, "sparkSession"):
+            from spark_recs.data.io import collect_columns  # Spark only where the ratings are in Spark
+
+            frame = collect_columns(ratings, columns)
+        else:
+            frame = ratings[columns]
         if frame.empty:
             raise ValueError("the ratings are empty: nothing to fit (check the split and filters upstream)")
         for column in columns:

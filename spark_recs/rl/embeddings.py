@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from spark_recs.data.io import collect_columns
 from spark_recs.data.schema import require_columns
 from spark_recs.models.vocabulary import Vocabulary
 
@@ -241,7 +242,7 @@ def _principal_axes(
 
 def _pandas(frame, columns: list[str], what: str) -> pd.DataFrame:
     require_columns(frame, columns, what)
-    return frame.select(*columns).toPandas() if hasattr(frame, "sparkSession") else frame[columns]
+    return collect_columns(frame, columns) if hasattr(frame, "sparkSession") else frame[columns]
 
 
 def _normal_tag(tags: pd.Series) -> pd.Series:

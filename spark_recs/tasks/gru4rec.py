@@ -16,7 +16,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from spark_recs.core.params import FRACTION, POSITIVE_INT, Rule
-from spark_recs.data.io import is_table_name, read_table, write_table
+from spark_recs.data.io import collect_columns, is_table_name, read_table, write_table
+from spark_recs.data.schema import SessionColumns
 from spark_recs.data.sources import check_source, read_sessions, require_source
 from spark_recs.progress import Steps
 
@@ -198,8 +199,9 @@ def train(
     keys, model_cfg = config["data"], config["model"]
     steps = Steps(3)
     with steps.step(f"Load prepared sessions from {prepared}"):
-        train_df = read_prepared(spark, prepared, "train").toPandas()
-        valid_df = read_prepared(spark, prepared, "valid").toPandas()
+        columns = SessionColumns(**keys).names  # only what the model reads
+        train_df = collect_columns(read_prepared(spark, prepared, "train"), columns)
+        valid_df = collect_columns(read_prepared(spark, prepared, "valid"), columns)
         note(f"train {len(train_df):,} events, valid {len(valid_df):,} events")
     valid = valid_df if len(valid_df) else None
     gru = build_model(config)

@@ -11,6 +11,7 @@ from conftest import shared_data
 from pyspark.sql import functions as F
 
 from spark_recs.data.io import (
+    collect_columns,
     is_table_name,
     load_databricks_table,
     quote_table_name,
@@ -367,3 +368,14 @@ def test_load_databricks_table_returns_pandas(spark, database):
 def test_load_databricks_table_rejects_bad_names(spark):
     with pytest.raises(ValueError, match="invalid table name"):
         load_databricks_table("recs.events; DROP TABLE x", spark)
+
+
+def test_collect_columns_gives_what_to_pandas_gives(any_spark):
+    df = any_spark.createDataFrame(
+        [(3, "b", 1.5, None), (1, None, None, 7), (2, "a", -0.0, 8)], "s long, i string, t double, extra long"
+    ).orderBy("s")
+    got = collect_columns(df, ["s", "i", "t"])
+    pd.testing.assert_frame_equal(got, df.select("s", "i", "t").toPandas())
+    assert list(got["s"]) == [1, 2, 3] and got["i"].isna().tolist() == [True, False, False]
+    empty = collect_columns(df.where(F.col("s") > 9), ["s", "t"])
+    assert list(empty.columns) == ["s", "t"] and len(empty) == 0
