@@ -263,6 +263,16 @@ def _counts(
     return by_reason, int(accepted["count"].sum()), found
 
 
+def _comparable(value: Column, kind: str) -> Column:
+    """``value`` as a sort key on which equal values tie on every engine: text for a map or variant (not
+    sortable), 0.0 for -0.0 (one value for Spark, two for engines that sort by bits)."""
+    if kind in ("map", "variant"):
+        return value.cast("string")
+    if kind in ("float", "double"):
+        return F.when(value == F.lit(0.0), F.lit(0.0).cast(kind)).otherwise(value)
+    return value
+
+
 def validate(
     df: DataFrame,
     id_columns: list[str],
@@ -320,16 +330,14 @@ def validate(
         *copies, *[expr.alias(c) for c, expr in parsed.items()], *others, reason.alias("reason")
     )
     if duplicates:
-        # An exact duplicate repeats every value as read; identical rows make the window order irrelevant.
-        # Partitioning by the parsed first id (a function of its value as read) keeps copies together.
+        # An exact duplicate repeats every value as read (-0.0 and 0.0 are one value, as in pandas). Rows
+        # of one first id (a function of its value as read) ordered by every value: a copy ties with the
+        # rows before it, so its row number passes its rank. The rows come out partitioned by the first id.
         kinds = {f.name: f.dataType.typeName() for f in df.schema.fields}
-        keys = [
-            F.col(name).cast("string") if kinds[c] in ("map", "variant") else F.col(name)
-            for c, name in read.items()
-        ]
-        same = Window.partitionBy(F.col(id_columns[0]), *keys).orderBy(F.lit(1))
-        duplicate = F.col("reason").isNull() & (F.row_number().over(same) > 1)
-        typed = typed.repartition(F.col(id_columns[0])).withColumn(
+        keys = [_comparable(F.col(name), kinds[c]) for c, name in read.items()]
+        same = Window.partitionBy(F.col(id_columns[0])).orderBy(*keys)
+        duplicate = F.col("reason").isNull() & (F.row_number().over(same) > F.rank().over(same))
+        typed = typed.withColumn(
             "reason", F.when(duplicate, F.lit("duplicate event")).otherwise(F.col("reason"))
         )
     typed = cached(typed)

@@ -165,7 +165,7 @@ def _per_item(df: DataFrame, c: SessionColumns, condition: Column) -> DataFrame:
     """Add ``_n``: how many rows of each row's item meet ``condition``. The counts are one small row per
     item, broadcast to the rows, so the rows keep their partitioning by session: the session windows of
     the whole split then share one shuffle."""
-    per_item = df.where(condition).groupBy(c.item_key).agg(F.count(F.lit(1)).alias("_n"))
+    per_item = cached(df.where(condition).groupBy(c.item_key).agg(F.count(F.lit(1)).alias("_n")))
     joined = df.join(F.broadcast(per_item), c.item_key, "left")
     return joined.select(*df.columns, F.coalesce(F.col("_n"), F.lit(0)).alias("_n"))
 

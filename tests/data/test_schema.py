@@ -268,3 +268,27 @@ def test_user_ids_alone_with_the_model_id_type(any_spark, id_type, accepted, rea
     assert sorted(tuple(r) for r in result.accepted.collect()) == accepted
     assert result.rejected_by_reason == reasons
     assert {r["note"] for r in result.rejected.collect()} == rejected_notes
+
+
+def test_duplicates_are_equal_in_every_column_as_pandas_counts_them(any_spark):
+    # Typed columns (bigint ids, double time) and an extra column: copies are equal in every value, with
+    # nulls equal to nulls, NaN to NaN and -0.0 to 0.0 (as pandas' duplicated); the first copy is kept.
+    rows = [
+        (1, 10, 5.0, 0.5, None),
+        (1, 10, 5.0, 0.5, None),  # copy
+        (1, 10, 5.0, 0.5, "x"),
+        (1, 10, 5.0, float("nan"), "x"),
+        (1, 10, 5.0, float("nan"), "x"),  # copy
+        (2, 10, 5.0, -0.0, "y"),
+        (2, 10, 5.0, 0.0, "y"),  # copy
+        (2, 11, 5.0, 0.0, "y"),
+        (3, 10, None, 1.0, None),
+        (3, 10, None, 1.0, None),  # unparseable time wins over duplicate: both rejected for it
+    ]
+    schema = "s long, i long, t double, w double, note string"
+    result = validate(any_spark.createDataFrame(rows, schema), ["s", "i"], "t")
+    expected = pd.DataFrame(rows, columns=["s", "i", "t", "w", "note"])
+    copies = int((expected.duplicated() & expected["t"].notna()).sum())
+    assert result.rejected_by_reason == {"duplicate event": copies, "unparseable t": 2} and copies == 3
+    accepted = result.accepted.toPandas()
+    assert len(accepted) == 5 and sorted(accepted["s"]) == [1, 1, 1, 2, 2]
