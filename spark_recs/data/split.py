@@ -163,8 +163,9 @@ def _start(df: DataFrame, keys: list[str]) -> DataFrame:
 
 def _per_item(df: DataFrame, c: SessionColumns, condition: Column) -> DataFrame:
     """Add ``_n``: how many rows of each row's item meet ``condition``. The counts are one small row per
-    item, broadcast to the rows, so the rows keep their partitioning by session: the session windows of
-    the whole split then share one shuffle."""
+    item, computed once (:func:`~spark_recs.runtime.cached`, so its size is known even to engines that
+    ignore the broadcast hint) and broadcast to the rows, which keep their partitioning by session: the
+    session windows of the whole split then share one shuffle."""
     per_item = cached(df.where(condition).groupBy(c.item_key).agg(F.count(F.lit(1)).alias("_n")))
     joined = df.join(F.broadcast(per_item), c.item_key, "left")
     return joined.select(*df.columns, F.coalesce(F.col("_n"), F.lit(0)).alias("_n"))
