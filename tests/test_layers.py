@@ -29,6 +29,7 @@ LAYERS = {
     "spark_recs.transport": 3,
     "spark_recs.tracking": 3,
     "spark_recs.mlflow_pyfunc": 3,
+    "spark_recs.tuning": 3,
     "spark_recs.tasks": 4,
     "spark_recs.config": 4,
     "spark_recs.gru4rec": 4,
