@@ -74,7 +74,7 @@ class ItemEmbeddings:
         """From a pandas or Spark DataFrame with one row per item: ``item`` and an ``embedding`` array."""
         require_columns(frame, [item, embedding], "item embeddings")
         if hasattr(frame, "sparkSession"):
-            frame = frame.select(item, embedding).toArrow().to_pandas()
+            frame = collect_columns(frame, [item, embedding])
         if len(frame) == 0:
             raise ValueError("the item embeddings table is empty")
         ids, column = frame[item].to_numpy(), frame[embedding]
