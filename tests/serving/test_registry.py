@@ -43,7 +43,8 @@ def test_log_and_register_returns_the_uri_to_load_with(mlflow_uri, work_dir):
 def _gru4rec_config(spark, tmp_path) -> tuple[dict, str]:
     config = load_config(
         CONF / "example.yaml",
-        ["model.layers=[8]", "model.n_epochs=1", "model.n_sample=0", "model.batch_size=16"],
+        ["model.layers=[8]", "model.n_epochs=1", "model.n_sample=0", "model.batch_size=16"]
+        + [f"paths.model_save={tmp_path / 'gru.pt'}"],  # not the default model.pth in the working dir
     )
     source = shared_data("sessions/rsc15_100k/yoochoose-clicks-100k_test.txt")
     tasks.run("prepare", spark, config, str(source), str(tmp_path / "prepared"))
