@@ -166,6 +166,46 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from spark_recs.tasks import gru4rec, multieval, run, task
+    from spark_recs.tasks.base import no_prepared_input
+
+    config = _config(args, None)
+    task(config["kind"]).step("tune")  # a kind without a search fails before Spark starts
+    if config["kind"] == "gru4rec":
+        gru4rec.check_tune(config)
+        for part in ("train", "valid", "test") if args.train_best else ("train", "valid"):
+            gru4rec.check_prepared(args.input, part)
+        inputs = (args.input,)
+    else:
+        no_prepared_input(config["kind"], args.input)
+        multieval.check_tune(config)
+        inputs = ()
+    result = run(
+        "tune",
+        get_spark(args.remote),
+        config,
+        *inputs,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri,
+        train_best=args.train_best,
+        register_as=args.register_as,
+        alias=args.alias,
+    )
+    columns = [
+        c for c in result.trials.columns if c in ("number", "state", "value") or c.startswith("params_")
+    ]
+    print(result.trials[columns].round(4).to_string(index=False))
+    metric = config["tune"]["metric"]
+    print(f"best valid {metric} = {result.best_value:.4f} with {result.best_params}")
+    print(f"best config: {result.best_config}")
+    if result.trained is not None:
+        print(", ".join(f"test {k} = {v:.4f}" for k, v in result.test_metrics.items()))
+        print(f"model: {result.trained.model_uri}")
+    _print_store(args.tracking_uri, result.run_id)
+    return 0
+
+
 def _show(frame, args: argparse.Namespace, what: str) -> None:
     """The count written to ``--output``, else the first rows (none at all is an error)."""
     from spark_recs.serving.references import URI
@@ -388,6 +428,41 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
     evaluate.add_argument("--tracking-uri", help=TRACKING_HELP)
 
+    tune = _add(
+        sub,
+        "tune",
+        "search a model's parameters with Optuna, one Spark task per trial, tracked in MLflow",
+        "Run (or continue) the study of the config's tune section over its search space (tune.space, a file "
+        "in the official paramspaces format, or the search_space section), as Spark tasks, tune.parallelism "
+        "at once. kind: gru4rec: each trial trains GRU4Rec on the prepared train sessions (--input) and is "
+        "scored on the valid sessions; kind: multieval: the config's one algorithm is fitted on a train "
+        "split of its ratings and scored on held-out validation ratings. One parent MLflow run per study, "
+        "one nested run per trial; the best config goes to tune.best_config. A killed search continues "
+        "where it stopped. --train-best then trains the best config on train + valid, evaluates it once on "
+        "test and registers it.",
+        [
+            "spark-recs tune --config conf/tune-gru4rec-rsc15.yaml --input ./prepared",
+            "spark-recs tune --config conf/tune-gru4rec-rsc15.yaml --input ./prepared --set tune.n_trials=4",
+            "spark-recs tune --config conf/tune-gru4rec-rsc15.yaml --input ./prepared --train-best --alias tuned",
+            "spark-recs tune --config conf/tune-itemknn-ml-latest-small.yaml --train-best",
+        ],
+        _tune,
+    )
+    tune.add_argument("--input", help="gru4rec: where prepare wrote the sessions (folder or catalog.schema)")
+    tune.add_argument("--experiment", help="MLflow experiment (default: the config's tune.experiment)")
+    tune.add_argument(
+        "--train-best",
+        action="store_true",
+        help="train the best config on train + valid, test it once, register it",
+    )
+    tune.add_argument(
+        "--register-as",
+        metavar="NAME",
+        help="--train-best: registered model name; '' to skip (default spark_recs-gru4rec, spark_recs-<class>)",
+    )
+    tune.add_argument("--alias", help="--train-best: alias of the new version (default challenger)")
+    tune.add_argument("--tracking-uri", help=TRACKING_HELP)
+
     recommend = _add(
         sub,
         "recommend",
@@ -500,6 +575,7 @@ def _step(command: str):
 prepare_main = _step("prepare")
 train_main = _step("train")
 evaluate_main = _step("evaluate")
+tune_main = _step("tune")
 recommend_main = _step("recommend")
 predict_main = _step("predict")
 multieval_main = _step("multieval")

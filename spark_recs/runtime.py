@@ -11,6 +11,7 @@ import atexit
 import fcntl
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -180,6 +181,30 @@ def _scratch() -> Path:
         _scratch_dir.mkdir(parents=True)
         atexit.register(shutil.rmtree, _scratch_dir, ignore_errors=True)
     return _scratch_dir
+
+
+def task_slots(spark: SparkSession) -> int:
+    """How many tasks ``spark`` runs at once: the cores of a ``local[N]`` master (``local[*]``: this
+    machine's), else the default parallelism (a cluster's cores); on Spark Connect the server's
+    ``spark.default.parallelism`` when it tells, else this machine's cores. Divided by ``spark.task.cpus``."""
+
+    def setting(key: str) -> str | None:
+        try:
+            return spark.conf.get(key, None)
+        except Exception:  # some Connect servers do not expose every setting
+            return None
+
+    cores = os.cpu_count() or 1
+    if is_connect(spark):
+        slots = int(setting("spark.default.parallelism") or cores)
+    else:
+        master = spark.sparkContext.master
+        found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+        if found:
+            slots = cores if found.group(1) == "*" else int(found.group(1) or 1)
+        else:
+            slots = spark.sparkContext.defaultParallelism
+    return max(1, slots // int(setting("spark.task.cpus") or 1))
 
 
 def storage_format(spark: SparkSession) -> str:

@@ -71,7 +71,7 @@ def parent_run_id(
     stale = False
     if path.exists():
         run_id = path.read_text().strip()
-        if _live_run(client, run_id):
+        if is_live_run(client, run_id):
             return run_id
         log.warning(
             "%s names run %r, which this tracking store does not have: starting a new one", path, run_id
@@ -85,7 +85,8 @@ def parent_run_id(
     return claimed
 
 
-def _live_run(client, run_id: str) -> bool:
+def is_live_run(client, run_id: str | None) -> bool:
+    """True when ``run_id`` names a run of this tracking store that is not deleted."""
     if not run_id:
         return False
     try:

@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from spark_recs.cli import build_parser
+from spark_recs.config import load_config
+from spark_recs.tasks.gru4rec import check_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
@@ -68,16 +70,17 @@ def test_the_bundle_parses_and_includes_every_resource_file():
         "mlflow.yml",
         "pipeline.job.yml",
         "pipeline_serverless.job.yml",
+        "tune.job.yml",
     }
-    assert set(JOBS) == {"spark_recs_pipeline", "spark_recs_pipeline_serverless"}
+    assert set(JOBS) == {"spark_recs_pipeline", "spark_recs_pipeline_serverless", "spark_recs_tune"}
     assert set(RESOURCES["experiments"]) == {"spark_recs"}
     assert set(RESOURCES["registered_models"]) == {"gru4rec", "rl_ddpg"}
     assert set(BUNDLE["targets"]) == {"dev", "prod"} and BUNDLE["targets"]["dev"]["default"] is True
     assert BUNDLE["artifacts"]["spark_recs_wheel"]["type"] == "whl"
 
 
-@pytest.mark.parametrize("name", sorted(JOBS))
-def test_each_job_is_the_prepare_train_evaluate_recommend_dag(name):
+@pytest.mark.parametrize("name", ["spark_recs_pipeline", "spark_recs_pipeline_serverless"])
+def test_each_pipeline_is_the_prepare_train_evaluate_recommend_dag(name):
     tasks = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in JOBS[name]["tasks"]}
     assert tasks == {
         "prepare": set(),
@@ -117,7 +120,7 @@ def test_every_task_parameter_list_is_accepted_by_the_cli(item):
     command = wheel["entry_point"].removeprefix("spark-recs-")
     args = build_parser().parse_args([command, *[_resolve(p, job) for p in wheel["parameters"]]])
     assert args.command == command and args.run.__name__ == f"_{command}"
-    if command in ("train", "evaluate", "recommend"):
+    if command in ("train", "evaluate", "tune", "recommend"):
         assert args.config.endswith(".yaml")
 
 
@@ -146,6 +149,25 @@ def test_the_gru4rec_tasks_use_the_cli_defaults_the_bundle_declares():
     assert args.register_as == "main.recs.gru4rec" and args.alias == "challenger"
     assert args.experiment == "/Users/someone@example.com/spark_recs-dev"
     assert args.set == ["paths.model_save=null"]
+
+
+def test_the_tune_job_keeps_its_study_and_trial_data_on_a_volume_and_trains_the_best():
+    """A rerun of the job continues the study (a journal file on a Volume), the trial tasks on the workers
+    read their data from the Volume, and the best config is trained, tested once and registered."""
+    job = JOBS["spark_recs_tune"]
+    tasks = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in job["tasks"]}
+    assert tasks == {"prepare": set(), "tune": {"prepare"}}
+    tune = next(t for t in job["tasks"] if t["task_key"] == "tune")["python_wheel_task"]["parameters"]
+    args = build_parser().parse_args(["tune", *[_resolve(p, job) for p in tune]])
+    assert args.train_best and args.register_as == "main.recs.gru4rec" and args.alias == "tuned"
+    settings = dict(s.split("=", 1) for s in args.set)
+    assert settings == {
+        "tune.storage": "/Volumes/main/recs/tuning/tuning.journal",
+        "tune.data_dir": "/Volumes/main/recs/tuning/data",
+        "tune.best_config": "/Volumes/main/recs/tuning/best.yaml",
+    }
+    config = load_config(args.config, args.set)
+    assert config["tune"]["storage"].endswith(".journal") and check_tune(config).names
 
 
 def test_the_schedule_is_paused_in_dev_and_runs_in_prod():

@@ -16,7 +16,7 @@ from spark_recs.cli import main
 from spark_recs.config import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-COMMANDS = ["demo", "prepare", "train", "evaluate", "recommend", "predict", "multieval"]
+COMMANDS = ["demo", "prepare", "train", "evaluate", "tune", "recommend", "predict", "multieval"]
 
 
 def _error_line(capsys) -> str:
@@ -417,6 +417,51 @@ def test_the_readme_config_reference_lists_every_key(schema):
         (
             ["multieval", "--set", "data.ratings={tmp}/ratings.csv"],
             "data.ratings: {tmp}/ratings.csv does not exist",
+        ),
+        (["tune", "--input", "{tmp}/prepared"], "search space: no dimensions"),
+        (
+            ["tune", "--config", str(CONF / "tune-gru4rec-rsc15.yaml"), "--input", "{tmp}/prepared"],
+            "no prepared train sessions at {tmp}/prepared/sessions_train",
+        ),
+        (
+            [
+                "tune",
+                "--config",
+                str(CONF / "tune-gru4rec-rsc15.yaml"),
+                "--input",
+                "x",
+                "--set",
+                "tune.metric=ndcg@10",
+            ],
+            "tune.metric: GRU4Rec is scored with ['recall@N', 'mrr@N'], not 'ndcg@10'",
+        ),
+        (
+            [
+                "tune",
+                "--config",
+                str(CONF / "tune-gru4rec-rsc15.yaml"),
+                "--input",
+                "x",
+                "--set",
+                "tune.n_trials=null",
+            ],
+            "set tune.n_trials or tune.timeout",
+        ),
+        (
+            [
+                "tune",
+                "--config",
+                str(CONF / "tune-gru4rec-rsc15.yaml"),
+                "--input",
+                "x",
+                "--set",
+                "tune.space=s.json",
+            ],
+            "give the search space once: tune.space (a file) or search_space, not both",
+        ),
+        (
+            ["tune", "--input", "x", "--set", "search_space.layerz={dtype: int, values: [1, 2]}"],
+            "search space: GRU4Rec has no parameter 'layerz'; did you mean 'layers'?",
         ),
     ],
 )

@@ -8,7 +8,7 @@ the notebooks run every job through this registry: ``run("train", spark, config,
 ========== ========================= ============================
 kind       module                    steps
 ========== ========================= ============================
-gru4rec    :mod:`.gru4rec`           prepare, train, evaluate
+gru4rec    :mod:`.gru4rec`           prepare, train, evaluate, tune
 rl         :mod:`.rl`                train
 gym        :mod:`.gym`               train
 multieval  :mod:`.multieval`         multieval
@@ -27,10 +27,15 @@ __all__ = ["TASKS", "Task", "Trained", "run", "task"]
 TASKS: dict[str, Task] = {
     t.kind: t
     for t in (
-        Task("gru4rec", f"{__name__}.gru4rec", ("prepare", "train", "evaluate"), "GRU4Rec on session logs"),
+        Task(
+            "gru4rec",
+            f"{__name__}.gru4rec",
+            ("prepare", "train", "evaluate", "tune"),
+            "GRU4Rec on session logs",
+        ),
         Task("rl", f"{__name__}.rl", ("train",), "a recnn-style RL actor on ratings"),
         Task("gym", f"{__name__}.gym", ("train",), "PPO on the MovieLens rating Gym"),
-        Task("multieval", f"{__name__}.multieval", ("multieval",), "a LensKit-style comparison"),
+        Task("multieval", f"{__name__}.multieval", ("multieval", "tune"), "a LensKit-style comparison"),
         Task("demo", f"{__name__}.demo", ("demo",), "the end-to-end demo job"),
     )
 }

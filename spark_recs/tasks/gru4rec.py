@@ -1,14 +1,17 @@
-"""The GRU4Rec job: ``prepare`` a session log, ``train`` GRU4Rec on it, ``evaluate`` a session model.
+"""The GRU4Rec job: ``prepare`` a session log, ``train`` GRU4Rec on it, ``evaluate`` a session model,
+``tune`` its parameters.
 
 Its config follows GRU4Rec's ``example.yaml``: ``model`` (every constructor parameter, declared by
 :class:`~spark_recs.models.gru4rec.params.GRU4RecParams`), ``data`` (column names), ``data_split``,
-``training``, ``evaluation`` and ``paths``. Data locations are arguments, not config keys: a CSV/TSV
-file, a Delta/Parquet path or a ``catalog.schema.table``; ``prepare`` writes ``sessions_<part>`` under a
-folder or a ``catalog.schema``.
+``training``, ``evaluation`` and ``paths``, plus ``tune`` and ``search_space`` for a search. Data
+locations are arguments, not config keys: a CSV/TSV file, a Delta/Parquet path or a
+``catalog.schema.table``; ``prepare`` writes ``sessions_<part>`` under a folder or a ``catalog.schema``.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from spark_recs.data.sources import check_source, read_sessions, require_source
 from spark_recs.progress import Steps
 
 from .base import Section, Trained, mlflow_section, mlflow_settings, note, section, session_settings
+from .tuning import TUNE_SECTIONS, Tuned, log_test_metrics, search_copies, settings_of, write_best
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
 PREPARED_PARTS = ("train", "valid", "test", "rejected")
@@ -56,11 +60,18 @@ SECTIONS: dict[str, Section] = {
 }
 
 
-def schema() -> dict[str, Section]:
-    """The ``kind: gru4rec`` schema: GRU4Rec's declared parameters as ``model``, then :data:`SECTIONS`."""
+def schema() -> dict[str, Section | Callable]:
+    """The ``kind: gru4rec`` schema: GRU4Rec's declared parameters as ``model``, then :data:`SECTIONS`,
+    then what ``tune`` reads: its settings (``tune``) and the dimensions to search (``search_space``)."""
     from spark_recs.models.gru4rec.params import GRU4RecParams
+    from spark_recs.tuning.search import SearchParams
 
-    return {"model": section(GRU4RecParams), **SECTIONS}
+    return {
+        "model": section(GRU4RecParams),
+        **SECTIONS,
+        "tune": section(SearchParams),
+        "search_space": lambda spec: searched_space(spec, None),
+    }
 
 
 # ---- prepared sessions ------------------------------------------------------------------------------
@@ -183,12 +194,15 @@ def train(
     register_as: str | None = None,
     alias: str | None = None,
     tracking_uri: str | None = None,
+    include_valid: bool = False,
 ) -> Trained:
     """GRU4Rec on the ``prepared`` train sessions, validated on the valid sessions after every epoch,
     tracked in MLflow: params, per-epoch training loss and validation Recall/MRR at the evaluation cutoffs
     are logged, the model is saved to ``paths.model_save`` (when set), logged, and registered as
     ``register_as`` (default ``spark_recs-gru4rec``; ``catalog.schema.model`` on Databricks; ``""``: not
     registered) with ``alias`` (default ``challenger``), in ``experiment`` (default ``spark_recs-gru4rec``).
+    ``include_valid``: train on the train and valid sessions together (the final fit after a search),
+    with nothing left to validate on.
     """
     import mlflow
 
@@ -202,13 +216,16 @@ def train(
         columns = SessionColumns(**keys).names  # only what the model reads
         train_df = collect_columns(read_prepared(spark, prepared, "train"), columns)
         valid_df = collect_columns(read_prepared(spark, prepared, "valid"), columns)
-        note(f"train {len(train_df):,} events, valid {len(valid_df):,} events")
+        if include_valid:  # concatenated here: a union's row order differs between engines
+            train_df, valid_df = pd.concat([train_df, valid_df], ignore_index=True), valid_df.iloc[:0]
+        fit_on = "train+valid" if include_valid else "train"
+        note(f"{fit_on} {len(train_df):,} events, valid {len(valid_df):,} events")
     valid = valid_df if len(valid_df) else None
     gru = build_model(config)
     with tracked_run(tracking["experiment"], "train-gru4rec", tracking_uri=tracking_uri) as run:
         for name in ("model", "data", "data_split", "training", "evaluation"):
             log_params_flat(config[name], f"{name}.")
-        mlflow.set_tags({"input": prepared, "kind": "gru4rec"})
+        mlflow.set_tags({"input": prepared, "kind": "gru4rec", "fit_on": fit_on})
         callback = _epoch_logger(valid, config, model_cfg["n_epochs"])
         with steps.step(f"Train GRU4Rec ({model_cfg['n_epochs']} epochs, layers {model_cfg['layers']})"):
             gru.fit(train_df, **config["training"], **keys, valid=valid, epoch_callback=callback)
@@ -325,3 +342,108 @@ def evaluate(
         mlflow.log_params({"model": str(reference), "input": prepared, "mode": settings["mode"]})
         log_metrics_clean(metrics | counts)
     return Evaluated(metrics, counts, run.info.run_id)
+
+
+# ---- tune ---------------------------------------------------------------------------------------------
+
+
+def searched_space(spec, space_file: str | None):
+    """The checked search space of a GRU4Rec config (:func:`~spark_recs.tuning.space.configured_space`)."""
+    from spark_recs.models.gru4rec import GRU4Rec
+    from spark_recs.tuning.space import configured_space
+
+    return configured_space(spec, space_file, GRU4Rec)
+
+
+def best_config(config: dict, params: dict) -> dict:
+    """``config`` in the seed README's schema (its ``tune`` and ``search_space`` left out), with the model
+    parameters a search found best."""
+    best = {
+        name: copy.deepcopy(value) for name, value in config.items() if name not in (*TUNE_SECTIONS, "kind")
+    }
+    best["model"].update(params)
+    return best
+
+
+def check_tune(config: dict):
+    """The search space of ``config``, with its ``tune`` settings checked (before Spark starts)."""
+    from spark_recs.tuning.objectives import session_metric
+    from spark_recs.tuning.search import check_settings
+
+    space = searched_space(config["search_space"], config["tune"]["space"])
+    check_settings(config["tune"], space)
+    session_metric(config["tune"]["metric"])
+    return space
+
+
+def tune(
+    spark: SparkSession,
+    config: dict,
+    prepared: str,
+    *,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    train_best: bool = False,
+    register_as: str | None = None,
+    alias: str | None = None,
+) -> Tuned:
+    """Search GRU4Rec's parameters over the config's search space with its ``tune`` settings: every trial
+    trains on the ``prepared`` train sessions and is scored on the valid sessions, as a Spark task; the
+    study and its MLflow runs are in ``tune.storage`` and ``tune.experiment`` (or ``experiment``). The
+    best config is written to ``tune.best_config``. ``train_best``: then train it on train + valid,
+    evaluate it once on the test sessions, log and register it (``register_as``, ``alias``)."""
+    from spark_recs.tuning.objectives import GRU4RecObjective
+
+    settings = settings_of(config, experiment)
+    space = check_tune(config | {"tune": settings})
+    keys = config["data"]
+    columns = SessionColumns(**keys).names
+    frames = {part: read_prepared(spark, prepared, part).select(*columns) for part in ("train", "valid")}
+    if frames["valid"].isEmpty():
+        raise ValueError(
+            f"no valid sessions in {prepared_location(prepared, 'valid')}: a search scores its trials on them; "
+            "prepare with data_split.valid_fraction > 0"
+        )
+    steps = Steps(4 if train_best else 3)
+
+    def objective(paths: dict[str, str]) -> GRU4RecObjective:
+        return GRU4RecObjective(
+            paths["train"],
+            paths["valid"],
+            config["model"],
+            config["training"],
+            config["evaluation"],
+            keys,
+            settings["metric"],
+        )
+
+    tags = {"input": prepared, "model": "gru4rec"}
+    searched = search_copies(
+        spark, frames, objective, space, settings, steps, tracking_uri=tracking_uri, tags=tags
+    )
+    best = best_config(config, searched.best_params)
+    path = str(write_best(best, settings, searched, steps))
+    found = (searched.best_params, searched.best_value, searched.run_id, searched.trials, path)
+    if not train_best:
+        return Tuned(*found)
+    with steps.step("Train the best config on train + valid, evaluate it once on test"):
+        trained = train(
+            spark,
+            best,
+            prepared,
+            experiment=settings["experiment"],
+            register_as=register_as,
+            alias=alias,
+            tracking_uri=tracking_uri,
+            include_valid=True,
+        )
+        tested = evaluate(
+            spark,
+            best,
+            prepared,
+            trained.model_uri,
+            experiment=settings["experiment"],
+            tracking_uri=tracking_uri,
+        )
+        log_test_metrics(searched.run_id, tested.metrics)
+    return Tuned(*found, trained, tested.metrics)

@@ -1,8 +1,10 @@
 """The MultiEval job (``kind: multieval``): a LensKit-style comparison of user models over user crossfolds,
-run by :class:`~spark_recs.evaluation.multieval.MultiEval` and tracked in MLflow."""
+run by :class:`~spark_recs.evaluation.multieval.MultiEval` and tracked in MLflow; ``tune`` searches the
+parameters of one of its algorithms."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pandas as pd
@@ -12,7 +14,8 @@ from spark_recs.core.params import NUMBER, ConfigError, Rule, closest
 from spark_recs.data.sources import read_ratings
 from spark_recs.runtime import work_dir
 
-from .base import Section, note
+from .base import Section, Trained, note, section
+from .tuning import TUNE_SECTIONS, Tuned, log_test_metrics, search_copies, settings_of, write_best
 
 #: The baselines a MultiEval config may name by class name.
 ALGORITHMS = {
@@ -82,8 +85,20 @@ SCHEMA: dict[str, Section | Callable] = {
 
 
 def schema() -> dict[str, Section | Callable]:
-    """The ``kind: multieval`` schema (:data:`SCHEMA`)."""
-    return SCHEMA
+    """The ``kind: multieval`` schema (:data:`SCHEMA`), then what ``tune`` reads: its settings (``tune``,
+    optimising ``ndcg@10`` by default) and the dimensions to search (``search_space``)."""
+    from spark_recs.tuning.search import SearchParams
+
+    return SCHEMA | {
+        "tune": section(SearchParams) | {"metric": ("ndcg@10", Rule(str))},
+        "search_space": _space_shape,
+    }
+
+
+def _space_shape(spec) -> None:
+    """The ``search_space`` section's shape; :func:`check_tune` checks it against the tuned algorithm."""
+    if not isinstance(spec, (list, dict)):
+        raise ConfigError("search_space must map parameter names to {dtype, values, ...}, or list dimensions")
 
 
 def multieval(
@@ -91,19 +106,16 @@ def multieval(
 ) -> pd.DataFrame:
     """Run a ``kind: multieval`` config (LensKit-style comparison of user models, tracked in MLflow);
     returns the runs table (one row per RunId, with ``status``)."""
-    from spark_recs.data.split import SampleFrac, SampleN, partition_users
+    from spark_recs.data.split import partition_users
     from spark_recs.evaluation import MultiEval
 
     algorithms = build_algorithms(config["algorithms"])
     source, split, evaluation = config["data"]["ratings"], config["split"], config["evaluation"]
     checked = read_ratings(spark, source, "ratings (data.ratings)")
     note(checked.summary())
-    holdout = (
-        SampleFrac(split["holdout_fraction"])
-        if split["holdout_fraction"] is not None
-        else SampleN(split["holdout"])
+    folds = list(
+        partition_users(checked.accepted, split["partitions"], holdout_of(split), seed=split["seed"])
     )
-    folds = list(partition_users(checked.accepted, split["partitions"], holdout, seed=split["seed"]))
     evaluator = MultiEval(
         multieval_path(config),
         predict=evaluation["predict"],
@@ -120,6 +132,15 @@ def multieval(
     return evaluator.collect_results()
 
 
+def holdout_of(split: dict):
+    """The per-user holdout of the ``split`` section: ``holdout_fraction`` of each test user's ratings
+    when set, else ``holdout`` of them."""
+    from spark_recs.data.split import SampleFrac, SampleN
+
+    fraction = split["holdout_fraction"]
+    return SampleFrac(fraction) if fraction is not None else SampleN(split["holdout"])
+
+
 def multieval_path(config: dict) -> str:
     """Where a MultiEval config's runs go: ``evaluation.path``, else ``<work dir>/multieval/<data.name>``."""
     return config["evaluation"]["path"] or str(work_dir() / "multieval" / config["data"]["name"])
@@ -130,3 +151,115 @@ def multieval_summary(results: pd.DataFrame) -> pd.DataFrame:
     metrics = [c for c in results.columns if "@" in c or c in ("ndcg", "recip_rank", "rmse", "mae")]
     columns = [c for c in metrics + ["TrainTime", "RecTime"] if c in results.columns]
     return results.groupby("AlgoStr")[columns].mean().round(4)
+
+
+# ---- tune ---------------------------------------------------------------------------------------------
+
+
+def check_tune(config: dict):
+    """``(name, model class, fixed parameters, search space)`` of a MultiEval config's search, its
+    ``tune`` settings checked (before Spark starts): the config names exactly one algorithm, the one
+    searched, with its fixed parameters."""
+    from spark_recs.tuning.objectives import check_user_metric
+    from spark_recs.tuning.search import check_settings
+    from spark_recs.tuning.space import configured_space
+
+    algorithms = build_algorithms(config["algorithms"])
+    if len(algorithms) != 1:
+        raise ConfigError(
+            f"tune searches one algorithm's parameters: the config lists {len(algorithms)}; keep one entry "
+            "in algorithms (its params are the fixed ones)"
+        )
+    name, model = algorithms[0]
+    space = configured_space(config["search_space"], config["tune"]["space"], type(model))
+    check_settings(config["tune"], space)
+    check_user_metric(config["tune"]["metric"], config["evaluation"]["recommend"], type(model))
+    return name, type(model), config["algorithms"][0].get("params") or {}, space
+
+
+def search_splits(ratings, split: dict) -> tuple:
+    """``(train, test, search_train, valid)``: MultiEval's first fold of ``ratings`` with the ``split``
+    settings (its test users' held-out ratings are ``test``), and the first fold of that ``train`` cut the
+    same way (the ratings a search fits on, and the held-out ones it is scored on)."""
+    from spark_recs.data.split import partition_users
+
+    def first_fold(frame):
+        return next(iter(partition_users(frame, split["partitions"], holdout_of(split), seed=split["seed"])))
+
+    train, test = first_fold(ratings)
+    return (train, test, *first_fold(train))
+
+
+def best_config(config: dict, params: dict) -> dict:
+    """The MultiEval config (its ``tune`` and ``search_space`` left out) with the algorithm's parameters
+    a search found best: what ``spark-recs multieval`` runs."""
+    best = {"kind": "multieval"} | {
+        k: copy.deepcopy(v) for k, v in config.items() if k not in (*TUNE_SECTIONS, "kind")
+    }
+    best["algorithms"][0]["params"] = {**(best["algorithms"][0].get("params") or {}), **params}
+    return best
+
+
+def tune(
+    spark: SparkSession,
+    config: dict,
+    *,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    train_best: bool = False,
+    register_as: str | None = None,
+    alias: str | None = None,
+) -> Tuned:
+    """Search the parameters of the config's one algorithm: the ratings are split as MultiEval's first
+    fold (its test users' held-out ratings are the test split), the fold's train split again the same way
+    into train and valid; every trial fits on train and is scored on valid, as a Spark task. The best
+    config is written to ``tune.best_config``. ``train_best``: then fit it on train + valid, score it once
+    on test, log and register it (``register_as``, default ``spark_recs-<name>``; ``alias``, default
+    ``challenger``)."""
+    import mlflow
+
+    from spark_recs.data.io import collect_columns
+    from spark_recs.progress import Steps
+    from spark_recs.serving.registry import log_and_register
+    from spark_recs.tracking import log_metrics_clean, log_params_flat, tracked_run
+    from spark_recs.tuning.objectives import UserModelObjective, user_model_score
+
+    settings = settings_of(config, experiment)
+    name, model, fixed, space = check_tune(config | {"tune": settings})
+    split, n, source = config["split"], config["evaluation"]["recommend"], config["data"]["ratings"]
+    checked = read_ratings(spark, source, "ratings (data.ratings)")
+    note(checked.summary())
+
+    train, test, inner, valid = search_splits(checked.accepted, split)
+    steps = Steps(4 if train_best else 3)
+
+    def objective(paths: dict[str, str]) -> UserModelObjective:
+        return UserModelObjective(paths["train"], paths["valid"], model, fixed, settings["metric"], n)
+
+    tags = {"input": source, "model": name}
+    frames = {"train": inner, "valid": valid}
+    searched = search_copies(
+        spark, frames, objective, space, settings, steps, tracking_uri=tracking_uri, tags=tags
+    )
+    path = str(write_best(best_config(config, searched.best_params), settings, searched, steps))
+    found = (searched.best_params, searched.best_value, searched.run_id, searched.trials, path)
+    if not train_best:
+        return Tuned(*found)
+    with steps.step(f"Fit the best {name} on train + valid, score it once on test"):
+        fitted = model(**(fixed | searched.best_params))
+        fitted.fit(collect_columns(train, train.columns))
+        tested = {
+            settings["metric"]: user_model_score(
+                fitted, collect_columns(test, test.columns), settings["metric"], n
+            )
+        }
+        registered = f"spark_recs-{name.lower()}" if register_as is None else register_as or None
+        with tracked_run(settings["experiment"], f"train-{name}", tracking_uri=tracking_uri) as run:
+            log_params_flat(fitted.get_params(), "model.")
+            mlflow.set_tags({"input": source, "kind": "multieval", "fit_on": "train+valid"})
+            log_metrics_clean({f"test_{k}": v for k, v in tested.items()})
+            chosen_alias = "challenger" if alias is None else alias or None
+            logged = log_and_register(fitted, registered_model=registered, alias=chosen_alias)
+        log_test_metrics(searched.run_id, tested)
+    trained = Trained(fitted, run.info.run_id, logged.uri, logged.version, pd.DataFrame())
+    return Tuned(*found, trained, tested)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,13 @@ class Dimension:
         else:
             low, high = self.values
             value = trial.suggest_float(self.name, low, high, step=self.step, log=self.log)
-            value = round(value, 12) if self.step else value  # 0.15, not 0.15000000000000002
         return self.parameter(value)
 
     def parameter(self, value: Any) -> Any:
-        """A drawn value as the model takes it."""
+        """A drawn value as the model takes it: a float on a step rounded to 12 digits (0.15, not
+        0.15000000000000002), a list parameter's ``v`` as ``[v]``."""
+        if self.dtype == "float" and self.step:
+            value = round(value, 12)
         return [value] if self.as_list and not isinstance(value, list) else value
 
     def grid(self) -> list:
@@ -79,6 +81,15 @@ class SearchSpace:
     def suggest(self, trial) -> dict[str, Any]:
         """The parameters of one trial, drawn in declaration order of the space."""
         return {d.name: d.suggest(trial) for d in self.dimensions}
+
+    def describe(self) -> list[dict]:
+        """The dimensions in the ``paramspaces`` format (what a study records of its space)."""
+        return [
+            {"name": d.name, "dtype": d.dtype, "values": list(d.values)}
+            | ({"step": d.step} if d.step is not None else {})
+            | ({"log": True} if d.log else {})
+            for d in self.dimensions
+        ]
 
     def grid(self) -> dict[str, list]:
         """The grid of every dimension (Optuna's ``GridSampler`` search space)."""
@@ -114,8 +125,10 @@ def search_space(spec: str | Path | Iterable | Mapping, model: Any) -> SearchSpa
         entries = list(spec)
     if not entries:
         raise ConfigError("search space: no dimensions; name at least one parameter to search")
-    declared = declarations(model)
     label = getattr(model, "__name__", type(model).__name__)
+    declared = declarations(model) if hasattr(model, "Params") or is_dataclass(model) else {}
+    if not declared:
+        raise ConfigError(f"search space: {label} declares no parameters to search")
     dimensions, seen = [], set()
     for entry in entries:
         dimension = _dimension(entry, declared, label)
@@ -124,6 +137,14 @@ def search_space(spec: str | Path | Iterable | Mapping, model: Any) -> SearchSpa
         seen.add(dimension.name)
         dimensions.append(dimension)
     return SearchSpace(tuple(dimensions))
+
+
+def configured_space(section: Any, space_file: str | None, model: Any) -> SearchSpace:
+    """The search space of a config for ``model``: its ``tune.space`` file, else its ``search_space``
+    section (giving both is an error)."""
+    if space_file and section:
+        raise ConfigError("give the search space once: tune.space (a file) or search_space, not both")
+    return search_space(space_file or section, model)
 
 
 def _dimension(entry: Any, declared: dict, model: str) -> Dimension:

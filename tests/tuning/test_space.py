@@ -126,3 +126,10 @@ def test_bad_files_and_empty_or_repeated_spaces(tmp_path):
         search_space(twice, GRU4Rec)
     with pytest.raises(ConfigError, match="a float range without a step"):
         search_space(twice[:1], GRU4Rec).grid()
+
+
+def test_a_model_without_declared_parameters_has_nothing_to_search():
+    from spark_recs.models import Popular
+
+    with pytest.raises(ConfigError, match="search space: Popular declares no parameters to search"):
+        search_space({"n": {"dtype": "int", "values": [1, 5]}}, Popular)
