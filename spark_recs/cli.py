@@ -167,7 +167,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from spark_recs.tasks import gru4rec, multieval, run, task
+    from spark_recs.tasks import gru4rec, multieval, rl, run, task
     from spark_recs.tasks.base import no_prepared_input
 
     config = _config(args, None)
@@ -179,7 +179,7 @@ def _tune(args: argparse.Namespace) -> int:
         inputs = (args.input,)
     else:
         no_prepared_input(config["kind"], args.input)
-        multieval.check_tune(config)
+        {"multieval": multieval, "rl": rl}[config["kind"]].check_tune(config)
         inputs = ()
     result = run(
         "tune",
@@ -436,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
         "in the official paramspaces format, or the search_space section), as Spark tasks, tune.parallelism "
         "at once. kind: gru4rec: each trial trains GRU4Rec on the prepared train sessions (--input) and is "
         "scored on the valid sessions; kind: multieval: the config's one algorithm is fitted on a train "
-        "split of its ratings and scored on held-out validation ratings. One parent MLflow run per study, "
+        "split of its ratings and scored on held-out validation ratings; kind: rl: the RL algorithm trains "
+        "on each user's ratings but the last two and is scored on the one before the last. One parent "
+        "MLflow run per study, "
         "one nested run per trial; the best config goes to tune.best_config. A killed search continues "
         "where it stopped. --train-best then trains the best config on train + valid, evaluates it once on "
         "test and registers it.",
@@ -445,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
             "spark-recs tune --config conf/tune-gru4rec-rsc15.yaml --input ./prepared --set tune.n_trials=4",
             "spark-recs tune --config conf/tune-gru4rec-rsc15.yaml --input ./prepared --train-best --alias tuned",
             "spark-recs tune --config conf/tune-itemknn-ml-latest-small.yaml --train-best",
+            "spark-recs tune --config conf/tune-rl-ddpg.yaml --set tune.n_trials=10",
         ],
         _tune,
     )

@@ -42,7 +42,8 @@ def test_an_unknown_kind_or_step_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match="kind: 'gru4rc' is unknown; did you mean 'gru4rec'"):
         tasks.task("gru4rc")
     with pytest.raises(
-        ConfigError, match=r"a kind: rl config runs with `spark-recs train`, not `spark-recs evaluate`"
+        ConfigError,
+        match=r"a kind: rl config runs with `spark-recs train` / `spark-recs tune`, not `spark-recs evaluate`",
     ):
         tasks.run("evaluate", None, {"kind": "rl"})
 

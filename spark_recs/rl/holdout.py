@@ -56,8 +56,14 @@ def next_item_holdout(ratings, *, min_rows: int = 3) -> NextItemHoldout:
     from spark_recs.data.split import temporal_holdout
 
     train, valid, test = (part.toPandas() for part in temporal_holdout(ratings, min_rows=min_rows))
+    return holdout_of_rows(train, pd.concat([train, valid]), test)
+
+
+def holdout_of_rows(train: pd.DataFrame, history: pd.DataFrame, test: pd.DataFrame) -> NextItemHoldout:
+    """The holdout of pandas rows (``user, item, rating, timestamp``): the catalogue of ``train``, and per
+    ``test`` user its ``history`` rows in time order as the prefix and its ``test`` item as the target."""
     catalogue = Vocabulary.fit(train["item"])
-    history = pd.concat([train, valid]).sort_values(["user", "timestamp", "item"], kind="stable")
+    history = history.sort_values(["user", "timestamp", "item"], kind="stable")
     test = test.sort_values("user")
     by_user = {u: rows for u, rows in history.groupby("user", sort=False)}
     prefixes, prefix_ratings = [], []

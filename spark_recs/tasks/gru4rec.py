@@ -10,9 +10,9 @@ locations are arguments, not config keys: a CSV/TSV file, a Delta/Parquet path o
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,7 @@ from spark_recs.data.sources import check_source, read_sessions, require_source
 from spark_recs.progress import Steps
 
 from .base import Section, Trained, mlflow_section, mlflow_settings, note, section, session_settings
-from .tuning import TUNE_SECTIONS, Tuned, log_test_metrics, search_copies, settings_of, write_best
+from .tuning import Tuned, log_test_metrics, search_copies, settings_of, without_search
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
 PREPARED_PARTS = ("train", "valid", "test", "rejected")
@@ -358,9 +358,7 @@ def searched_space(spec, space_file: str | None):
 def best_config(config: dict, params: dict) -> dict:
     """``config`` in the seed README's schema (its ``tune`` and ``search_space`` left out), with the model
     parameters a search found best."""
-    best = {
-        name: copy.deepcopy(value) for name, value in config.items() if name not in (*TUNE_SECTIONS, "kind")
-    }
+    best = without_search(config)
     best["model"].update(params)
     return best
 
@@ -418,14 +416,12 @@ def tune(
         )
 
     tags = {"input": prepared, "model": "gru4rec"}
-    searched = search_copies(
-        spark, frames, objective, space, settings, steps, tracking_uri=tracking_uri, tags=tags
+    best_of = functools.partial(best_config, config)
+    tuned, best = search_copies(
+        spark, frames, objective, space, settings, best_of, steps, tracking_uri=tracking_uri, tags=tags
     )
-    best = best_config(config, searched.best_params)
-    path = str(write_best(best, settings, searched, steps))
-    found = (searched.best_params, searched.best_value, searched.run_id, searched.trials, path)
     if not train_best:
-        return Tuned(*found)
+        return tuned
     with steps.step("Train the best config on train + valid, evaluate it once on test"):
         trained = train(
             spark,
@@ -445,5 +441,5 @@ def tune(
             experiment=settings["experiment"],
             tracking_uri=tracking_uri,
         )
-        log_test_metrics(searched.run_id, tested.metrics)
-    return Tuned(*found, trained, tested.metrics)
+        log_test_metrics(tuned.run_id, tested.metrics)
+    return replace(tuned, trained=trained, test_metrics=tested.metrics)

@@ -4,8 +4,9 @@ parameters of one of its algorithms."""
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Callable
+from dataclasses import replace
 
 import pandas as pd
 from pyspark.sql import SparkSession
@@ -15,7 +16,14 @@ from spark_recs.data.sources import read_ratings
 from spark_recs.runtime import work_dir
 
 from .base import Section, Trained, note, section
-from .tuning import TUNE_SECTIONS, Tuned, log_test_metrics, search_copies, settings_of, write_best
+from .tuning import (
+    Tuned,
+    log_test_metrics,
+    search_copies,
+    settings_of,
+    space_shape,
+    without_search,
+)
 
 #: The baselines a MultiEval config may name by class name.
 ALGORITHMS = {
@@ -91,14 +99,8 @@ def schema() -> dict[str, Section | Callable]:
 
     return SCHEMA | {
         "tune": section(SearchParams) | {"metric": ("ndcg@10", Rule(str))},
-        "search_space": _space_shape,
+        "search_space": space_shape,
     }
-
-
-def _space_shape(spec) -> None:
-    """The ``search_space`` section's shape; :func:`check_tune` checks it against the tuned algorithm."""
-    if not isinstance(spec, (list, dict)):
-        raise ConfigError("search_space must map parameter names to {dtype, values, ...}, or list dimensions")
 
 
 def multieval(
@@ -193,9 +195,7 @@ def search_splits(ratings, split: dict) -> tuple:
 def best_config(config: dict, params: dict) -> dict:
     """The MultiEval config (its ``tune`` and ``search_space`` left out) with the algorithm's parameters
     a search found best: what ``spark-recs multieval`` runs."""
-    best = {"kind": "multieval"} | {
-        k: copy.deepcopy(v) for k, v in config.items() if k not in (*TUNE_SECTIONS, "kind")
-    }
+    best = without_search(config, "multieval")
     best["algorithms"][0]["params"] = {**(best["algorithms"][0].get("params") or {}), **params}
     return best
 
@@ -238,15 +238,14 @@ def tune(
 
     tags = {"input": source, "model": name}
     frames = {"train": inner, "valid": valid}
-    searched = search_copies(
-        spark, frames, objective, space, settings, steps, tracking_uri=tracking_uri, tags=tags
+    best_of = functools.partial(best_config, config)
+    tuned, best = search_copies(
+        spark, frames, objective, space, settings, best_of, steps, tracking_uri=tracking_uri, tags=tags
     )
-    path = str(write_best(best_config(config, searched.best_params), settings, searched, steps))
-    found = (searched.best_params, searched.best_value, searched.run_id, searched.trials, path)
     if not train_best:
-        return Tuned(*found)
+        return tuned
     with steps.step(f"Fit the best {name} on train + valid, score it once on test"):
-        fitted = model(**(fixed | searched.best_params))
+        fitted = model(**(fixed | tuned.best_params))
         fitted.fit(collect_columns(train, train.columns))
         tested = {
             settings["metric"]: user_model_score(
@@ -260,6 +259,6 @@ def tune(
             log_metrics_clean({f"test_{k}": v for k, v in tested.items()})
             chosen_alias = "challenger" if alias is None else alias or None
             logged = log_and_register(fitted, registered_model=registered, alias=chosen_alias)
-        log_test_metrics(searched.run_id, tested)
+        log_test_metrics(tuned.run_id, tested)
     trained = Trained(fitted, run.info.run_id, logged.uri, logged.version, pd.DataFrame())
-    return Tuned(*found, trained, tested)
+    return replace(tuned, trained=trained, test_metrics=tested)

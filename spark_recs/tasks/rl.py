@@ -10,7 +10,10 @@ PCA or factorisation.
 
 from __future__ import annotations
 
+import functools
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +23,13 @@ from spark_recs.core.params import FRACTION, NUMBER, POSITIVE_INT, Rule
 from spark_recs.rl.algos import Algo, MLflowWriter
 from spark_recs.rl.embeddings import ItemEmbeddings
 from spark_recs.rl.env import FrameEnv
-from spark_recs.rl.holdout import NextItemHoldout, next_item_holdout, ranking_metrics, user_model_scores
+from spark_recs.rl.holdout import (
+    NextItemHoldout,
+    holdout_of_rows,
+    next_item_holdout,
+    ranking_metrics,
+    user_model_scores,
+)
 from spark_recs.rl.recommender import ActorRecommender
 from spark_recs.rl.training import (
     NET_PARAMS,
@@ -31,7 +40,15 @@ from spark_recs.rl.training import (
     unit_rms,
 )
 
-from .base import Section, Trained, flat, mlflow_section, mlflow_settings, no_prepared_input, section
+from .base import Section, Trained, flat, mlflow_section, mlflow_settings, no_prepared_input, note, section
+from .tuning import (
+    Tuned,
+    log_test_metrics,
+    search_copies,
+    settings_of,
+    space_shape,
+    without_search,
+)
 
 #: The sections of an RL config besides those of the algorithms.
 SECTIONS: dict[str, Section] = {
@@ -78,17 +95,41 @@ SECTIONS: dict[str, Section] = {
 }
 
 
-def schema() -> dict[str, Section]:
-    """The ``kind: rl`` schema: :data:`SECTIONS`, then one section per algorithm with the update parameters
-    it declares (recnn's defaults), of which only the section of ``algorithm.name`` is used."""
-    from spark_recs.rl.algos import BCQ, DDPG, TD3, BCQNetworkParams, Reinforce
+#: Each algorithm's update parameters (its config section), by ``algorithm.name``.
+ALGORITHM_PARAMS = {
+    "ddpg": ("DDPG",),
+    "td3": ("TD3",),
+    "bcq": ("BCQ", "BCQNetworkParams"),
+    "reinforce": ("Reinforce",),
+}
+#: The holdout metric a search's ``tune.metric`` names (``ndcg`` is :func:`ranking_metrics`' log2(1 + rank)).
+SEARCH_METRICS = {"hit": "hr", "ndcg": "ndcg_log2p1"}
 
-    return SECTIONS | {
-        "ddpg": section(DDPG),
-        "td3": section(TD3),
-        "bcq": section(BCQ) | section(BCQNetworkParams),
-        "reinforce": section(Reinforce),
-    }
+
+def _declarations(name: str) -> list:
+    from spark_recs.rl import algos
+
+    return [getattr(algos, declared) for declared in ALGORITHM_PARAMS[name]]
+
+
+def schema() -> dict[str, Section | Callable]:
+    """The ``kind: rl`` schema: :data:`SECTIONS`, then one section per algorithm with the update parameters
+    it declares (recnn's defaults), of which only the section of ``algorithm.name`` is used, then what
+    ``tune`` reads: its settings (``tune``, optimising ``ndcg@10`` by default) and ``search_space``."""
+    from spark_recs.tuning.search import SearchParams
+
+    algorithms = {name: {} for name in ALGORITHM_PARAMS}
+    for name in ALGORITHM_PARAMS:
+        for declared in _declarations(name):
+            algorithms[name] |= section(declared)
+    return (
+        SECTIONS
+        | algorithms
+        | {
+            "tune": section(SearchParams) | {"metric": ("ndcg@10", Rule(str))},
+            "search_space": space_shape,
+        }
+    )
 
 
 def load_ratings(spark, config: dict):
@@ -237,16 +278,7 @@ def train(
         scores = None
         if holdout is not None:
             with steps.step(f"evaluate on the temporal holdout ({len(holdout.users)} users)"):
-                metrics = holdout_metrics(
-                    policy_nets(algo),
-                    embeddings,
-                    holdout,
-                    frame_size=config["env"]["frame_size"],
-                    scoring=config["recommender"]["scoring"],
-                    rating_center=config["env"]["rating_center"],
-                    rating_scale=config["env"]["rating_scale"],
-                    k=evaluation["k"],
-                )
+                metrics = policy_holdout_metrics(algo, embeddings, holdout, config, evaluation["k"])
                 log_metrics_clean({f"holdout_{k}": v for k, v in metrics.items()})
                 scores = pd.DataFrame([metrics])
         with steps.step("log the embeddings, log and register the recommender"):
@@ -260,6 +292,23 @@ def train(
             )
     history = pd.DataFrame(history)
     return Trained(recommender, run.info.run_id, logged.uri, logged.version, history, scores, trainer=algo)
+
+
+def policy_holdout_metrics(
+    algo: Algo, embeddings: ItemEmbeddings, holdout: NextItemHoldout, config: dict, k: int
+) -> dict[str, float]:
+    """:func:`holdout_metrics` of a trained ``algo`` with the config's ``env`` and ``recommender`` settings."""
+    env = config["env"]
+    return holdout_metrics(
+        policy_nets(algo),
+        embeddings,
+        holdout,
+        frame_size=env["frame_size"],
+        scoring=config["recommender"]["scoring"],
+        rating_center=env["rating_center"],
+        rating_scale=env["rating_scale"],
+        k=k,
+    )
 
 
 def holdout_metrics(
@@ -287,3 +336,136 @@ def holdout_metrics(
         rating_scale=rating_scale,
     )
     return ranking_metrics(user_model_scores(model, holdout), holdout, k=k)
+
+
+# ---- tune ---------------------------------------------------------------------------------------------
+
+
+def check_tune(config: dict):
+    """The search space over the parameters of ``algorithm.name`` (its config section), with the ``tune``
+    settings checked (before Spark starts); ``tune.metric`` is ``ndcg@k`` or ``hit@k`` of the holdout."""
+    from spark_recs.core.params import ConfigError
+    from spark_recs.tuning.search import check_settings
+    from spark_recs.tuning.space import configured_space
+
+    name = config["algorithm"]["name"]
+    space = configured_space(config["search_space"], config["tune"]["space"], tuple(_declarations(name)))
+    check_settings(config["tune"], space)
+    metric, _, k = config["tune"]["metric"].lower().partition("@")
+    if metric not in SEARCH_METRICS or not k.isdigit() or int(k) < 1:
+        raise ConfigError(
+            f"tune.metric: an RL recommender is scored with {[f'{m}@k' for m in SEARCH_METRICS]} on the "
+            f"validation rows, not {config['tune']['metric']!r}"
+        )
+    return space
+
+
+def metric_key(metric: str) -> tuple[str, int]:
+    """The :func:`ranking_metrics` key and cutoff of a search's ``tune.metric`` (``ndcg@10`` ->
+    ``ndcg_log2p1@10``, 10)."""
+    name, _, k = metric.lower().partition("@")
+    return f"{SEARCH_METRICS[name]}@{k}", int(k)
+
+
+@dataclass(frozen=True)
+class RLObjective:
+    """What a trial of an RL search trains: the config's algorithm with a trial's parameters (in its
+    section), on the train rows (every user's ratings but the last two) from the item embeddings of the
+    search, scored after every epoch on each user's next rating (the validation row) from its train
+    rows: ``tune.metric`` of :func:`ranking_metrics`. It never reads the test rows (the last ratings)."""
+
+    train: str
+    valid: str
+    embeddings: str
+    config: dict
+    metric: str
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.train, self.valid, self.embeddings]
+
+    def __call__(self, params: dict, report) -> float:
+        from spark_recs.tuning.objectives import read_input
+
+        name = self.config["algorithm"]["name"]
+        config = self.config | {name: self.config[name] | params}
+        train, valid = read_input(self.train), read_input(self.valid)
+        embeddings = ItemEmbeddings.from_file(self.embeddings)
+        env = build_env(config, embeddings, train)
+        algo = algorithm_from_config(config, env)
+        holdout = holdout_of_rows(train, train, valid)
+        key, k = metric_key(self.metric)
+        for epoch in range(1, config["training"]["epochs"] + 1):
+            losses = train_policy(env, algo, 1, progress=False)[0]
+            metrics = policy_holdout_metrics(algo, embeddings, holdout, config, k)
+            losses = {n: v for n, v in losses.items() if n.startswith(("train_", "test_"))}
+            report(epoch, metrics[key], {f"valid_{m}": v for m, v in metrics.items()} | losses)
+        return metrics[key]
+
+
+def best_config(config: dict, params: dict) -> dict:
+    """The RL config (its ``tune`` and ``search_space`` left out) with the parameters a search found best
+    in the section of ``algorithm.name``: what ``spark-recs train`` runs."""
+    best = without_search(config, "rl")
+    best[config["algorithm"]["name"]].update(params)
+    return best
+
+
+def tune(
+    spark,
+    config: dict,
+    *,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    train_best: bool = False,
+    register_as: str | None = None,
+    alias: str | None = None,
+) -> Tuned:
+    """Search the parameters of the config's RL algorithm: each user's ratings but the last two are the
+    train rows, the one before the last the validation row, the last the test row (the holdout of
+    ``evaluation.holdout``). Item embeddings are built once from the train rows; every trial trains on
+    them and is scored on the validation rows, as a Spark task. The best config is written to
+    ``tune.best_config``. ``train_best``: then train it as ``train`` does with the holdout (the validation
+    row joins each user's history), score it once on the test rows, log and register it."""
+    from spark_recs.data.io import collect_columns
+    from spark_recs.data.split import temporal_holdout
+    from spark_recs.progress import Steps
+
+    settings = settings_of(config, experiment)
+    space = check_tune(config | {"tune": settings})
+    validated = load_ratings(spark, config)
+    note(validated.summary())
+    train_rows, valid_rows, _ = temporal_holdout(
+        validated.accepted, min_rows=config["evaluation"]["min_rows"]
+    )
+    steps = Steps(4 if train_best else 3)
+
+    def objective(paths: dict[str, str]) -> RLObjective:
+        rows = collect_columns(train_rows, train_rows.columns)
+        embeddings = build_embeddings(spark, config, rows)
+        saved = embeddings.save(Path(paths["train"]).parent / "item_embeddings.parquet")
+        return RLObjective(paths["train"], paths["valid"], str(saved), config, settings["metric"])
+
+    tags = {"input": config["data"]["ratings"], "model": config["algorithm"]["name"]}
+    frames = {"train": train_rows, "valid": valid_rows}
+    best_of = functools.partial(best_config, config)
+    tuned, best = search_copies(
+        spark, frames, objective, space, settings, best_of, steps, tracking_uri=tracking_uri, tags=tags
+    )
+    if not train_best:
+        return tuned
+    with steps.step("Train the best config with the holdout, score it once on the test rows"):
+        best["evaluation"]["holdout"] = True
+        best["evaluation"]["k"] = metric_key(settings["metric"])[1]
+        trained = train(
+            spark,
+            best,
+            experiment=settings["experiment"],
+            register_as=register_as,
+            alias=alias,
+            tracking_uri=tracking_uri,
+            progress=False,
+        )
+        tested = trained.evaluation.iloc[0].to_dict()
+        log_test_metrics(tuned.run_id, tested)
+    return replace(tuned, trained=trained, test_metrics=tested)

@@ -3,6 +3,7 @@ best config written in the task's own schema, the test figures on the study's ru
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,21 @@ class Tuned:
     test_metrics: dict | None = None
 
 
+def without_search(config: dict, kind: str | None = None) -> dict:
+    """A deep copy of ``config`` without what only ``tune`` reads (and its ``kind``, unless given): the
+    start of a best config."""
+    kept = {k: copy.deepcopy(v) for k, v in config.items() if k not in (*TUNE_SECTIONS, "kind")}
+    return ({"kind": kind} if kind else {}) | kept
+
+
+def space_shape(spec) -> None:
+    """A ``search_space`` section's shape; the task's ``check_tune`` checks it against the searched model."""
+    from spark_recs.core.params import ConfigError
+
+    if not isinstance(spec, (list, dict)):
+        raise ConfigError("search_space must map parameter names to {dtype, values, ...}, or list dimensions")
+
+
 def settings_of(config: dict, experiment: str | None) -> dict:
     """The config's ``tune`` section, with the command line's ``experiment`` when given."""
     return config["tune"] | ({"experiment": experiment} if experiment else {})
@@ -45,13 +61,15 @@ def search_copies(
     objective: Callable[[dict[str, str]], object],
     space,
     settings: dict,
+    best_of: Callable[[dict], dict],
     steps: Steps,
     *,
     tracking_uri: str | None,
     tags: dict,
-):
+) -> tuple[Tuned, dict]:
     """Copy ``frames`` (train and valid) for the trial tasks, run the search of ``objective(paths)`` over
-    ``space``, and remove the copies."""
+    ``space``, remove the copies, and write the best config, ``best_of(best parameters)``; returns what
+    was found and that config."""
     from spark_recs.tuning.search import remove_inputs, search, task_inputs
 
     with steps.step(f"Copy the {' and '.join(frames)} data for the trial tasks"):
@@ -59,9 +77,12 @@ def search_copies(
     try:
         budget = f"{settings['n_trials']} trials" if settings["n_trials"] else f"{settings['timeout']:g}s"
         with steps.step(f"Search {space.names} ({settings['sampler']}, {budget}) for {settings['metric']}"):
-            return search(spark, objective(paths), space, settings, tracking_uri=tracking_uri, tags=tags)
+            searched = search(spark, objective(paths), space, settings, tracking_uri=tracking_uri, tags=tags)
     finally:
         remove_inputs(folder)
+    best = best_of(searched.best_params)
+    path = write_best(best, settings, searched, steps)
+    return Tuned(searched.best_params, searched.best_value, searched.run_id, searched.trials, str(path)), best
 
 
 def write_best(best: dict, settings: dict, searched, steps: Steps) -> Path:

@@ -113,7 +113,8 @@ def read_paramspace(path: str | Path) -> list[dict]:
 
 
 def search_space(spec: str | Path | Iterable | Mapping, model: Any) -> SearchSpace:
-    """The checked :class:`SearchSpace` of ``spec`` for ``model``'s declared parameters.
+    """The checked :class:`SearchSpace` of ``spec`` for ``model``'s declared parameters (``model``: a
+    class or a declaration, or a tuple of them whose parameters are searched together).
 
     ``spec``: a ``paramspaces`` file, a list of dimensions or a mapping ``name -> {dtype, values, ...}``.
     """
@@ -125,8 +126,11 @@ def search_space(spec: str | Path | Iterable | Mapping, model: Any) -> SearchSpa
         entries = list(spec)
     if not entries:
         raise ConfigError("search space: no dimensions; name at least one parameter to search")
-    label = getattr(model, "__name__", type(model).__name__)
-    declared = declarations(model) if hasattr(model, "Params") or is_dataclass(model) else {}
+    models = model if isinstance(model, tuple) else (model,)
+    label = getattr(models[0], "__name__", type(models[0]).__name__)
+    declared = {}
+    for one in models:
+        declared |= declarations(one) if hasattr(one, "Params") or is_dataclass(one) else {}
     if not declared:
         raise ConfigError(f"search space: {label} declares no parameters to search")
     dimensions, seen = [], set()

@@ -160,6 +160,11 @@ def test_a_killed_search_continues_with_the_budget_and_no_repeated_trial(
         start_new_session=True,
     )
     storage = config["tune"]["storage"]
+
+    def running_run() -> bool:
+        found = mlflow.search_runs(search_all_experiments=True, filter_string="attributes.status = 'RUNNING'")
+        return bool(len(found)) and found["tags.trial"].notna().any()
+
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
@@ -167,8 +172,8 @@ def test_a_killed_search_continues_with_the_budget_and_no_repeated_trial(
                 states = [t.state for t in optuna.load_study(study_name="tune", storage=storage).trials]
             except KeyError:  # the study is not created yet
                 states = []
-            if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
-                break
+            if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states and running_run():
+                break  # killed with a trial running, its MLflow run started
             time.sleep(0.05)
         else:
             pytest.fail("the search finished or stalled before it could be killed mid-trial")
