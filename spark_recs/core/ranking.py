@@ -20,6 +20,25 @@ sorted descending, at positions 1, 2, ... <= k. nDCG = dcg / ideal has two names
 ``RecListAnalysis`` and MultiEval report) and ``ndcg_log2p1`` with the textbook ``log2(rank + 1)``. With one
 test item per list (next-item targets) recall@k = hit@k and both ideal DCGs are 1: :class:`RankCounts`.
 
+**Beyond accuracy**: formulas of a set of top-k lists, one per user (``U`` the lists, ``I`` the catalogue:
+the training items), from each item's *exposure* ``c_i`` (the lists with ``i`` in their top k) and
+*popularity* ``p_i`` (its training users, of ``N``):
+
+- catalogue coverage@k = |{i in I: c_i > 0}| / |I| (RePlay's ``Coverage``; Microsoft Recommenders'
+  ``catalog_coverage``)
+- Gini index of exposure@k = sum_j (2j - |I| - 1) c_(j) / (|I| sum_i c_i), the exposures of every
+  catalogue item sorted ascending (``j = 1..|I|``): 0 when every item is recommended equally often, near
+  1 when a few items take all the exposure (RecBole's ``GiniIndex``)
+- novelty@k = sum_i c_i (-log2(p_i / N)) / sum_i c_i, the mean self-information of the recommended
+  (user, item) pairs (Microsoft Recommenders' ``novelty``; items without training users left out)
+- average recommendation popularity@k = sum_i c_i p_i / sum_i c_i (Abdollahpouri et al.'s ARP, the mean
+  over users of the mean popularity of their list, when every list has k items)
+- personalisation@k = 1 - (sum_i c_i (c_i - 1)) / (|U| (|U| - 1) k), one minus the mean overlap
+  |L_u ∩ L_v| / k over pairs of users: exactly recmetrics' one minus the mean pairwise cosine of the
+  users' lists when every list has k items, computed from the exposures without visiting the pairs
+- intra-list diversity@k = the mean over the lists of the mean over their item pairs of 1 - cos(e_i, e_j),
+  ``e`` item vectors (genres, model embeddings) (Ziegler et al.; Microsoft Recommenders' ``diversity``)
+
 The metric functions work on NumPy arrays and scalars (:data:`NUMPY`, the default) and on any other column
 type given its :class:`Ops` (Spark columns: :data:`spark_recs.evaluation.accuracy.SPARK`), so the pandas and
 Spark top-N evaluations share one formula per metric.
@@ -145,6 +164,56 @@ def reciprocal_rank(first, ops: Ops = NUMPY):
 def ndcg(dcg, ideal, ops: Ops = NUMPY):
     """DCG / ideal DCG, 0.0 where the ideal DCG is 0 (with either discount: the name tells which)."""
     return ops.where(ideal > 0, ops.divide(dcg, ideal), 0.0)
+
+
+# ---- beyond accuracy ----------------------------------------------------------------------------------
+
+
+def coverage(exposure: np.ndarray) -> float:
+    """The share of the catalogue's items (``exposure``: one per catalogue item) recommended at all."""
+    exposure = np.asarray(exposure)
+    return float((exposure > 0).mean()) if len(exposure) else float("nan")
+
+
+def gini(exposure: np.ndarray) -> float:
+    """The Gini index of the catalogue's exposures (0: equal; NaN when nothing is recommended)."""
+    ordered = np.sort(np.asarray(exposure, dtype=np.float64))
+    n, total = len(ordered), ordered.sum()
+    if not total:
+        return float("nan")
+    return float(((2 * np.arange(1, n + 1) - n - 1) * ordered).sum() / (n * total))
+
+
+def exposure_mean(exposure: np.ndarray, values: np.ndarray) -> float:
+    """The mean of ``values`` over the recommended (user, item) pairs: ``sum c_i v_i / sum c_i``."""
+    exposure, values = np.asarray(exposure, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    total = exposure.sum()
+    return float((exposure * values).sum() / total) if total else float("nan")
+
+
+def self_information(popularity: np.ndarray, n_users: int) -> np.ndarray:
+    """``-log2(p_i / N)`` of each item's training users ``p_i`` out of ``N``."""
+    return -np.log2(np.asarray(popularity, dtype=np.float64) / n_users)
+
+
+def personalisation(exposure: np.ndarray, n_lists: int, k: int) -> float:
+    """One minus the mean overlap ``|L_u ∩ L_v| / k`` of the ``n_lists`` lists, pair by pair."""
+    exposure = np.asarray(exposure, dtype=np.float64)
+    if n_lists < 2:
+        return float("nan")
+    return float(1 - (exposure * (exposure - 1)).sum() / (n_lists * (n_lists - 1) * k))
+
+
+def intra_list_distance(vectors: np.ndarray) -> float:
+    """The mean ``1 - cos`` over the pairs of rows of one list's item vectors (NaN under two rows)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    n = len(vectors)
+    if n < 2:
+        return float("nan")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    upper = np.triu_indices(n, 1)
+    return float((1 - (unit @ unit.T)[upper]).mean())
 
 
 # ---- rank counts ----------------------------------------------------------------------------------------

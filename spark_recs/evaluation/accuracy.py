@@ -50,16 +50,16 @@ TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", *ranking.DISCOUNTS)
 # --------------------------------------------------------------------------------------------------
 
 
-def _ordered_sum(values: Column) -> Column:
+def ordered_sum(values: Column) -> Column:
     """Sum of a group's non-null ``values`` in ascending order (0.0 for none): the same bits whatever order
     the rows come in (Spark's ``sum`` adds in arrival order, which changes with the partitioning)."""
     return F.aggregate(F.array_sort(F.collect_list(values.cast("double"))), F.lit(0.0), lambda t, v: t + v)
 
 
-def _ordered_mean(values: Column) -> Column:
-    """Mean of a group's non-null ``values`` (null for none), summed as by :func:`_ordered_sum`."""
+def ordered_mean(values: Column) -> Column:
+    """Mean of a group's non-null ``values`` (null for none), summed as by :func:`ordered_sum`."""
     n = F.count(values)
-    return F.when(n > 0, _ordered_sum(values) / n)
+    return F.when(n > 0, ordered_sum(values) / n)
 
 
 def _check_missing_mode(missing: str) -> None:
@@ -199,8 +199,8 @@ def prediction_metrics(
         err = F.when(~bad, p - r)
         per_user = df.groupBy(user).agg(
             F.count(err).alias("n"),
-            _ordered_sum(err * err).alias("sse"),
-            _ordered_sum(F.abs(err)).alias("sae"),
+            ordered_sum(err * err).alias("sse"),
+            ordered_sum(F.abs(err)).alias("sae"),
             F.sum(bad.cast("long")).alias("n_missing"),
         )
         used = F.col("n") > 0
@@ -208,10 +208,10 @@ def prediction_metrics(
             F.sum("n").alias("n_rows"),
             F.sum("n_missing").alias("n_missing"),
             F.count(F.when(used, 1)).alias("n_users"),
-            _ordered_sum(F.col("sse")).alias("sse"),
-            _ordered_sum(F.col("sae")).alias("sae"),
-            _ordered_mean(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
-            _ordered_mean(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
+            ordered_sum(F.col("sse")).alias("sse"),
+            ordered_sum(F.col("sae")).alias("sae"),
+            ordered_mean(F.when(used, F.sqrt(F.col("sse") / F.col("n")))).alias("user_rmse"),
+            ordered_mean(F.when(used, F.col("sae") / F.col("n"))).alias("user_mae"),
         ).first()
         n_rows, n_missing, n_users = int(row["n_rows"] or 0), int(row["n_missing"] or 0), int(row["n_users"])
         _left_out(n_missing, n_rows + n_missing, missing)
@@ -500,7 +500,7 @@ class RecListAnalysis:
         filter or group a multi-run result first to get one summary per run."""
         names = self.metric_names
         if isinstance(per_list, SparkDataFrame):
-            row = per_list.agg(*[_ordered_mean(F.col(f"`{n}`")).alias(n) for n in names]).first()
+            row = per_list.agg(*[ordered_mean(F.col(f"`{n}`")).alias(n) for n in names]).first()
             return {n: float("nan") if row[n] is None else float(row[n]) for n in names}
         return {n: float(per_list[n].mean()) for n in names}
 
@@ -600,7 +600,7 @@ class RecListAnalysis:
                         F.lit(1.0) if g is None else F.col(g), position, metric, SPARK
                     )
                     term = weighted if k is None else F.when(position <= k, weighted).otherwise(0.0)
-                    ideal_aggs.append(_ordered_sum(term).alias(_stat(f"ideal_{metric}", k, g)))
+                    ideal_aggs.append(ordered_sum(term).alias(_stat(f"ideal_{metric}", k, g)))
         ranked = test.select("*", *positions) if positions else test
         truth_stats = ranked.groupBy(*keys.truth).agg(F.count(F.lit(1)).alias("ntruth"), *ideal_aggs)
 
@@ -618,7 +618,7 @@ class RecListAnalysis:
             within = found if k is None else found & (r <= k)
             term = ranking.discounted(F.lit(1.0) if g is None else F.col(g), r, metric, SPARK)
             rec_aggs.append(
-                _ordered_sum(F.when(within, term).otherwise(0.0)).alias(_stat(f"dcg_{metric}", k, g))
+                ordered_sum(F.when(within, term).otherwise(0.0)).alias(_stat(f"dcg_{metric}", k, g))
             )
         rec_stats = joined.groupBy(*keys.rec).agg(*rec_aggs)
 

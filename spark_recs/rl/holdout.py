@@ -92,11 +92,14 @@ def in_catalogue(scores: torch.Tensor, model_items: Vocabulary, holdout: NextIte
 
 
 def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10) -> dict[str, float]:
-    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` (full ranking) and catalogue ``coverage@k`` of ``(test users,
-    catalogue)`` scores.
+    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` (full ranking) and, of the top-``k`` lists against the
+    training rows, ``coverage@k``, ``gini@k``, ``novelty@k``, ``popularity@k`` and ``personalisation@k``
+    (:func:`~spark_recs.evaluation.beyond.beyond_accuracy`) of ``(test users, catalogue)`` scores.
 
     NaN scores and the users' prefix items are never recommended.
     """
+    from spark_recs.evaluation.beyond import beyond_accuracy
+
     scores = scores.clone().float()
     n_users, n_items = scores.shape
     rows = np.repeat(np.arange(n_users), [len(p) for p in holdout.prefixes])
@@ -107,12 +110,19 @@ def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10)
     ranks[targets < 0] = float("inf")
     counts = RankCounts(max(n_items, k)).add(ranks)
     best, values = top_k(scores, k)
-    listed = best[torch.isfinite(values)]
+    row, position = np.nonzero(torch.isfinite(values).numpy())
+    lists = pd.DataFrame(
+        {
+            "user": holdout.users[row],
+            "item": holdout.catalogue.ids[best.numpy()[row, position]],
+            "rank": position + 1,
+        }
+    )
     return {
         f"hr@{k}": counts.recall(k),
         f"ndcg_log2p1@{k}": counts.ndcg(k, "ndcg_log2p1"),
         "mrr": counts.mrr(n_items),
-        f"coverage@{k}": len(torch.unique(listed)) / n_items,
+        **beyond_accuracy(lists, holdout.train, k),
         "users": n_users,
         "unknown_targets": int((targets < 0).sum()),
     }

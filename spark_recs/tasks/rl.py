@@ -322,9 +322,10 @@ def holdout_metrics(
     rating_scale: float = 2.0,
     k: int = 10,
 ) -> dict[str, float]:
-    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and ``coverage@k`` of a trained policy (``nets`` as for
-    :meth:`ActorRecommender.from_policy`) on a :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test
-    user's state is the last frame of its prefix (training rows, then the validation row)."""
+    """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and the beyond-accuracy figures at ``k`` of a trained policy
+    (``nets`` as for :meth:`ActorRecommender.from_policy`) on a
+    :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test user's state is the last frame of its prefix
+    (training rows, then the validation row)."""
 
     model = ActorRecommender.from_policy(
         nets,

@@ -22,6 +22,8 @@ from conftest import shared_data
 from spark_recs.data.split import SampleN, TTPair, partition_users
 from spark_recs.evaluation import MultiEval
 from spark_recs.evaluation.accuracy import RecListAnalysis, prediction_metrics
+from spark_recs.evaluation.beyond import beyond_accuracy
+from spark_recs.evaluation.multieval.runner import BEYOND_COLUMNS
 from spark_recs.models.base import Model, Recommender
 from spark_recs.models.bias import Bias
 from spark_recs.models.mf import BiasedMF
@@ -140,6 +142,26 @@ def test_runs_table_has_lenskit_columns_in_runid_order(main):
     assert {r["RunId"] for r in recs.select("RunId").distinct().collect()} == ok_ids
     predicted = {r["RunId"] for r in main.me.predictions().select("RunId").distinct().collect()}
     assert predicted == set(ok.loc[ok["AlgoClass"] != "Popular", "RunId"])
+
+
+def test_each_run_reports_beyond_accuracy_of_its_lists(main, tracking_uri):
+    """Coverage, exposure Gini, novelty, popularity and personalisation @10 of each run's written lists
+    against its fold's training data, recomputed in pandas: the same in the runs table and in MLflow."""
+    recs = main.me.recommendations().toPandas()
+    table = main.table.set_index("RunId")
+    for run_id in (1, 2):  # Popular and Bias on fold 1
+        expected = beyond_accuracy(recs[recs["RunId"] == run_id], main.train1, 10)
+        assert set(expected) == set(BEYOND_COLUMNS)
+        assert table.loc[run_id, list(expected)].to_dict() == pytest.approx(expected, abs=1e-12)
+    # Popular lists the most popular items (the least novel); BiasedMF the most personal, widest lists.
+    fold = table.loc[[1, 2, 3]]
+    assert fold["popularity@10"].idxmax() == 1 and fold["novelty@10"].idxmin() == 1
+    assert fold["personalisation@10"].idxmax() == 3 and fold["coverage@10"].idxmax() == 3
+    assert table.loc[[4, 8], list(BEYOND_COLUMNS)].isna().all().all()  # the broken runs
+    mlflow.set_tracking_uri(tracking_uri)
+    logged = mlflow.get_run(table.loc[2, "MLflowRunId"]).data.metrics
+    assert logged["novelty_at_10"] == pytest.approx(table.loc[2, "novelty@10"])
+    assert logged["personalisation_at_10"] == pytest.approx(table.loc[2, "personalisation@10"])
 
 
 def test_failing_algorithm_is_recorded_and_tracked(main, tracking_uri):

@@ -46,8 +46,11 @@ def test_split_prefixes_and_targets(holdout):
 def _toy(targets, prefixes, n_items=6):
     from spark_recs.rl.holdout import NextItemHoldout
 
+    # Catalogue item i * 10 has the training users 0..i.
+    users = [u for i in range(n_items) for u in range(i + 1)]
+    items = [i * 10 for i in range(n_items) for _ in range(i + 1)]
     return NextItemHoldout(
-        train=pd.DataFrame(),
+        train=pd.DataFrame({"user": users, "item": items}),
         catalogue=Vocabulary(np.arange(n_items) * 10),
         users=np.arange(len(targets)),
         prefixes=[np.array(p, dtype=np.int64) for p in prefixes],
@@ -72,6 +75,12 @@ def test_exact_ranks_with_ties_seen_items_and_unknown_targets():
     assert got["mrr"] == pytest.approx((1 / 3 + 1 / 2) / 3)
     # Top-2 lists: user 0 -> 2, 1; user 1 -> 3, 4; user 2 -> 5, 4  => items {1, 2, 3, 4, 5} of 6.
     assert got["coverage@2"] == pytest.approx(5 / 6)
+    # Exposures 0, 1, 1, 1, 1, 2 (item 40 twice); training users 2, 3, 4, 5, 6, 5 of 6 for the six picks.
+    assert got["gini@2"] == pytest.approx((-3 - 1 + 1 + 3 + 5 * 2) / (6 * 6))
+    assert got["personalisation@2"] == pytest.approx(1 - 2 / (3 * 2 * 2))
+    assert got["popularity@2"] == pytest.approx((3 + 2 + 4 + 5 + 6 + 5) / 6)
+    picks = np.array([3, 2, 4, 5, 6, 5]) / 6
+    assert got["novelty@2"] == pytest.approx(-np.log2(picks).mean())
     assert got["users"] == 3 and got["unknown_targets"] == 1
 
 

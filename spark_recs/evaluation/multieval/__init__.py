@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 
 from spark_recs.evaluation.multieval.plan import Plan
 from spark_recs.evaluation.multieval.report import Report
-from spark_recs.evaluation.multieval.runner import Runner, topn_analysis
+from spark_recs.evaluation.multieval.runner import BEYOND_COLUMNS, Runner, topn_analysis
 from spark_recs.evaluation.multieval.store import Store
 
 __all__ = ["MultiEval"]
@@ -70,7 +70,7 @@ class MultiEval:
         seed: int | None = 42,
     ) -> None:
         analysis = topn_analysis(metrics)  # validated now, not in the middle of a run
-        self._store = store = Store(path, analysis.metric_names, spark)
+        self._store = store = Store(path, [*analysis.metric_names, *BEYOND_COLUMNS], spark)
         self._report = Report(store, experiment, tracking_uri)
         options = (predict, recommend, candidates, save_models, eval_n_jobs, combine, seed)
         self._runner = Runner(store, self._report, analysis, *options)

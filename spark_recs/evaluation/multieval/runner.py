@@ -4,7 +4,9 @@ A run fits a fresh copy of the algorithm (``type(algo)(**algo.get_params())``) o
 collected to pandas, predicts the test ratings when asked to and the model predicts ratings
 (``Recommender.predicts_ratings``), recommends ``recommend`` items to every test user (``True``: every
 candidate), and measures the lists with :class:`~spark_recs.evaluation.accuracy.RecListAnalysis` (over all
-test users: one without recommendations scores 0) and the predictions with
+test users: one without recommendations scores 0) and, beyond accuracy, their catalogue coverage, exposure
+Gini, novelty, popularity and personalisation at :data:`BEYOND_CUTOFF` against the run's training data
+(:func:`~spark_recs.evaluation.beyond.beyond_accuracy`), and the predictions with
 :func:`~spark_recs.evaluation.accuracy.prediction_metrics` (rows without a prediction left out and counted
 in ``n_pred_missing``).
 """
@@ -30,6 +32,7 @@ from pyspark.sql import SparkSession
 from spark_recs import batch, tracking
 from spark_recs.data.io import write_table
 from spark_recs.evaluation.accuracy import TOPN_METRICS, RecListAnalysis, prediction_metrics
+from spark_recs.evaluation.beyond import BEYOND_METRICS, beyond_accuracy
 from spark_recs.evaluation.multieval.plan import Run, session, to_spark
 from spark_recs.evaluation.multieval.report import Report, end_failed
 from spark_recs.evaluation.multieval.store import PREDICTION_METRICS, RUN_ID_COLUMN, TIME_COLUMNS, Store
@@ -38,6 +41,9 @@ from spark_recs.serving.registry import log_model
 log = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ("ndcg", "ndcg@10", "precision@10", "recall@10", "recip_rank", "hit@10")
+#: The cut-off of the beyond-accuracy columns (:data:`BEYOND_COLUMNS`) of every run that recommends.
+BEYOND_CUTOFF = 10
+BEYOND_COLUMNS = tuple(f"{m}@{BEYOND_CUTOFF}" for m in BEYOND_METRICS if m != "diversity")
 TEST_ROWS_PER_PARTITION = 200_000
 
 
@@ -179,10 +185,11 @@ class Runner:
         recs = batch.recommend(model, users, n, candidates, num_threads=self.eval_n_jobs)
         write_table(recs, target, format="parquet")
         record["RecTime"] = time.perf_counter() - started_at
-        per_user = self.analysis.compute(spark.read.parquet(target), test).toPandas()
+        written = spark.read.parquet(target)
+        per_user = self.analysis.compute(written, test).toPandas()
         per_user = per_user.sort_values("user", kind="stable").reset_index(drop=True)
         counts = {"n_test_users": len(per_user), "n_users_with_recs": int((per_user["nrecs"] > 0).sum())}
-        metrics = self.analysis.summary(per_user) | counts
+        metrics = self.analysis.summary(per_user) | counts | beyond_accuracy(written, train, BEYOND_CUTOFF)
         self.store.write_user_metrics(run.id, per_user)
         tracking.log_frame(per_user, "user_metrics.csv")
         return metrics
