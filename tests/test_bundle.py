@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from databricks.bundles.experiments import MlflowExperiment
+from databricks.bundles.jobs import Job
+from databricks.bundles.registered_models import RegisteredModel
+from databricks.bundles.volumes import Volume
 
 from spark_recs.cli import build_parser
 from spark_recs.config import load_config
@@ -75,6 +79,7 @@ def test_the_bundle_parses_and_includes_every_resource_file():
     assert set(JOBS) == {"spark_recs_pipeline", "spark_recs_pipeline_serverless", "spark_recs_tune"}
     assert set(RESOURCES["experiments"]) == {"spark_recs"}
     assert set(RESOURCES["registered_models"]) == {"gru4rec", "rl_ddpg"}
+    assert set(RESOURCES["volumes"]) == {"spark_recs", "tuning"}
     assert set(BUNDLE["targets"]) == {"dev", "prod"} and BUNDLE["targets"]["dev"]["default"] is True
     assert BUNDLE["artifacts"]["spark_recs_wheel"]["type"] == "whl"
 
@@ -211,3 +216,106 @@ def test_every_bundle_reference_names_something_defined():
                 "bundle.target",
                 "bundle.name",
             }
+
+
+# ---- the bundle as Databricks reads it ------------------------------------------------------------------
+
+#: The databricks-bundles class of each resource kind the bundle declares.
+RESOURCE_CLASSES = {
+    "jobs": Job,
+    "experiments": MlflowExperiment,
+    "registered_models": RegisteredModel,
+    "volumes": Volume,
+}
+QUARTZ_FIELDS = [  # seconds, minutes, hours, day of month, month, day of week, year (optional)
+    (0, 59),
+    (0, 59),
+    (0, 23),
+    (1, 31),
+    (1, 12),
+    (1, 7),
+    (1970, 2099),
+]
+
+
+def _resolved(value, target: str):
+    """``value`` with every ``${...}`` reference in its strings resolved for ``target``."""
+    if isinstance(value, str):
+        return _bundle_value(value, target)
+    if isinstance(value, list):
+        return [_resolved(v, target) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolved(v, target) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("target", sorted(BUNDLE["targets"]))
+def test_every_resource_loads_into_the_databricks_bundle_classes(target):
+    assert set(RESOURCES) == set(RESOURCE_CLASSES)
+    for kind, items in RESOURCES.items():
+        for name, spec in items.items():
+            resolved = _resolved(spec, target)
+            assert "${" not in str(resolved), f"{kind}.{name}: unresolved reference in {resolved}"
+            loaded = RESOURCE_CLASSES[kind].from_dict(resolved)
+            assert loaded.as_dict() == resolved, f"{kind}.{name} does not round-trip"
+
+
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        ({"name": "x", "taks": []}, "Unexpected field 'taks'"),
+        ({"name": "x", "max_concurrent_runs": "one"}, "invalid literal for int"),
+    ],
+)
+def test_the_bundle_classes_refuse_unknown_fields_and_wrong_types(broken, message):
+    with pytest.raises(ValueError, match=message):
+        Job.from_dict(broken)
+
+
+def _quartz_errors(expression: str) -> list[str]:
+    """What makes ``expression`` an invalid Quartz cron expression (empty: valid)."""
+    fields = expression.split()
+    if len(fields) not in (6, 7):
+        return [f"{len(fields)} fields, expected 6 or 7"]
+    errors = []
+    for text, (low, high) in zip(fields, QUARTZ_FIELDS):
+        for part in text.split(","):
+            if part in ("*", "?"):
+                continue
+            value, _, step = part.partition("/")
+            bounds = value.split("-") if value != "*" else [str(low)]
+            numbers = [*bounds, *([step] if step else [])]
+            if not all(n.isdigit() for n in numbers) or not all(low <= int(n) <= high for n in bounds):
+                errors.append(f"{part!r} is not in [{low}, {high}]")
+    if (fields[3] == "?") == (fields[5] == "?"):
+        errors.append("exactly one of day-of-month and day-of-week must be '?'")
+    return errors
+
+
+def test_the_quartz_check_knows_a_bad_expression():
+    assert _quartz_errors("0 0 3 * * ?") == []
+    assert _quartz_errors("0 0 25 * * ?") == ["'25' is not in [0, 23]"]
+    assert _quartz_errors("0 0 3 * *") == ["5 fields, expected 6 or 7"]
+    assert _quartz_errors("0 0 3 * * 2") == ["exactly one of day-of-month and day-of-week must be '?'"]
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_schedules_are_valid_quartz_expressions(name):
+    schedule = JOBS[name].get("schedule")
+    if schedule is not None:
+        assert _quartz_errors(schedule["quartz_cron_expression"]) == []
+
+
+def test_the_serverless_job_declares_its_environment_and_no_cluster():
+    job = Job.from_dict(_resolved(JOBS["spark_recs_pipeline_serverless"], "dev"))
+    assert not job.job_clusters
+    environments = {e.environment_key: e.spec for e in job.environments}
+    for task in job.tasks:
+        assert not (task.job_cluster_key or task.new_cluster or task.existing_cluster_id), task.task_key
+        assert "../dist/*.whl" in environments[task.environment_key].dependencies
+
+
+def test_registered_models_are_unity_catalog_three_part_names():
+    for name, spec in RESOURCES["registered_models"].items():
+        model = RegisteredModel.from_dict(_resolved(spec, "prod"))
+        assert model.catalog_name and model.schema_name and "." not in model.name, name
