@@ -206,6 +206,34 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from spark_recs.tasks import run
+    from spark_recs.tasks.gru4rec import check_prepared, check_promotion
+
+    config = _config(args, "gru4rec")
+    check_promotion(config)
+    check_prepared(args.input, "test")
+    decision = run(
+        "promote",
+        get_spark(args.remote),
+        config,
+        args.input,
+        registered_model=args.registered_model,
+        experiment=args.experiment,
+        tracking_uri=args.tracking_uri,
+        model_dir=args.model_dir,
+    )
+    settings = config["promotion"]
+    champion = decision.challenger_version if decision.promoted else decision.champion_version
+    print(decision.line)
+    print(
+        f"{args.registered_model}: @{settings['challenger']} version {decision.challenger_version}, "
+        f"@{settings['champion']} version {decision.champion_version or 'none'} -> {champion or 'none'}"
+    )
+    _print_store(args.tracking_uri, decision.run_id)
+    return 0
+
+
 def _show(frame, args: argparse.Namespace, what: str) -> None:
     """The count written to ``--output``, else the first rows (none at all is an error)."""
     from spark_recs.serving.references import URI
@@ -466,6 +494,35 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--alias", help="--train-best: alias of the new version (default challenger)")
     tune.add_argument("--tracking-uri", help=TRACKING_HELP)
 
+    promote = _add(
+        sub,
+        "promote",
+        "move a registered model's champion alias to its challenger when the challenger scores better",
+        "Score the promotion.challenger and promotion.champion versions of --registered-model on the "
+        "prepared test sessions (the config's evaluation settings, sharded over Spark), log both, their "
+        "differences and the decision to one MLflow run, and move the champion alias to the challenger "
+        "only if its promotion.primary metric beats the champion's by more than promotion.margin and no "
+        "promotion.guards metric falls by more than its tolerance. Without a champion the challenger "
+        "becomes champion.",
+        [
+            "spark-recs promote --config conf/example.yaml --input ./prepared",
+            "spark-recs promote --input main.recs --registered-model main.recs.gru4rec --set promotion.margin=0.005",
+            "spark-recs promote --input ./prepared --set 'promotion.guards=[\"mrr@20:0.01\"]'",
+        ],
+        _promote,
+    )
+    promote.add_argument("--input", required=True, help="where prepare wrote the sessions")
+    promote.add_argument(
+        "--registered-model",
+        default="spark_recs-gru4rec",
+        help="registered model name (default spark_recs-gru4rec)",
+    )
+    promote.add_argument(
+        "--experiment", default="spark_recs-promote", help="MLflow experiment of the decision"
+    )
+    promote.add_argument("--model-dir", help="Spark Connect: a folder the workers can read (a Volume path)")
+    promote.add_argument("--tracking-uri", help=TRACKING_HELP)
+
     recommend = _add(
         sub,
         "recommend",
@@ -579,6 +636,7 @@ prepare_main = _step("prepare")
 train_main = _step("train")
 evaluate_main = _step("evaluate")
 tune_main = _step("tune")
+promote_main = _step("promote")
 recommend_main = _step("recommend")
 predict_main = _step("predict")
 multieval_main = _step("multieval")

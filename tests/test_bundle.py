@@ -85,14 +85,15 @@ def test_the_bundle_parses_and_includes_every_resource_file():
 
 
 @pytest.mark.parametrize("name", ["spark_recs_pipeline", "spark_recs_pipeline_serverless"])
-def test_each_pipeline_is_the_prepare_train_evaluate_recommend_dag(name):
+def test_each_pipeline_is_the_prepare_train_evaluate_promote_recommend_dag(name):
     tasks = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in JOBS[name]["tasks"]}
     assert tasks == {
         "prepare": set(),
         "train_gru4rec": {"prepare"},
         "train_rl": {"prepare"},
         "evaluate": {"train_gru4rec", "train_rl"},
-        "batch_recommend": {"evaluate"},
+        "promote": {"evaluate"},
+        "batch_recommend": {"promote"},
     }
     assert all(t["python_wheel_task"]["package_name"] == "spark_recs" for t in JOBS[name]["tasks"])
     names = [p["name"] for p in JOBS[name]["parameters"]]
@@ -125,7 +126,7 @@ def test_every_task_parameter_list_is_accepted_by_the_cli(item):
     command = wheel["entry_point"].removeprefix("spark-recs-")
     args = build_parser().parse_args([command, *[_resolve(p, job) for p in wheel["parameters"]]])
     assert args.command == command and args.run.__name__ == f"_{command}"
-    if command in ("train", "evaluate", "tune", "recommend"):
+    if command in ("train", "evaluate", "tune", "promote", "recommend"):
         assert args.config.endswith(".yaml")
 
 
@@ -319,3 +320,17 @@ def test_registered_models_are_unity_catalog_three_part_names():
     for name, spec in RESOURCES["registered_models"].items():
         model = RegisteredModel.from_dict(_resolved(spec, "prod"))
         assert model.catalog_name and model.schema_name and "." not in model.name, name
+
+
+@pytest.mark.parametrize("name", ["spark_recs_pipeline", "spark_recs_pipeline_serverless"])
+def test_the_pipeline_scores_the_champion_never_the_unvetted_challenger(name):
+    job = JOBS[name]
+    tasks = {t["task_key"]: t["python_wheel_task"]["parameters"] for t in job["tasks"]}
+    promote = build_parser().parse_args(["promote", *[_resolve(p, job) for p in tasks["promote"]]])
+    assert promote.registered_model == "main.recs.gru4rec" and promote.set == [
+        "promotion.challenger=challenger"
+    ]
+    recommend = build_parser().parse_args(
+        ["recommend", *[_resolve(p, job) for p in tasks["batch_recommend"]]]
+    )
+    assert recommend.model == "models:/main.recs.gru4rec@champion"

@@ -14,7 +14,7 @@ import pytest
 from conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ["prepare", "train", "evaluate", "tune", "recommend", "multieval"]
+JOBS = ["prepare", "train", "evaluate", "tune", "promote", "recommend", "multieval"]
 
 
 @pytest.mark.parametrize("step", JOBS)

@@ -8,7 +8,7 @@ the notebooks run every job through this registry: ``run("train", spark, config,
 ========== ========================= ============================
 kind       module                    steps
 ========== ========================= ============================
-gru4rec    :mod:`.gru4rec`           prepare, train, evaluate, tune
+gru4rec    :mod:`.gru4rec`           prepare, train, evaluate, tune, promote
 rl         :mod:`.rl`                train
 gym        :mod:`.gym`               train
 multieval  :mod:`.multieval`         multieval
@@ -30,7 +30,7 @@ TASKS: dict[str, Task] = {
         Task(
             "gru4rec",
             f"{__name__}.gru4rec",
-            ("prepare", "train", "evaluate", "tune"),
+            ("prepare", "train", "evaluate", "tune", "promote"),
             "GRU4Rec on session logs",
         ),
         Task("rl", f"{__name__}.rl", ("train", "tune"), "a recnn-style RL actor on ratings"),

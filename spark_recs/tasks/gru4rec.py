@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_recs.core.params import FRACTION, POSITIVE_INT, Rule
+from spark_recs.core.params import FRACTION, NUMBER, POSITIVE_INT, ConfigError, Rule
 from spark_recs.data.io import collect_columns, is_table_name, read_table, write_table
 from spark_recs.data.schema import SessionColumns
 from spark_recs.data.sources import check_source, read_sessions, require_source
@@ -56,6 +56,14 @@ SECTIONS: dict[str, Section] = {
     "paths": {
         "model_save": ("model.pth", Rule(str, nullable=True)),
         "model_load": (None, Rule(str, nullable=True, source=True)),
+    },
+    # The champion/challenger gate of `promote` (spark_recs.serving.promotion).
+    "promotion": {
+        "primary": ("recall@20", Rule(str)),
+        "margin": (0.0, Rule(NUMBER)),
+        "guards": (None, Rule(list, items=Rule(str), nullable=True)),  # ["mrr@20:0.01", ...]
+        "challenger": ("challenger", Rule(str)),
+        "champion": ("champion", Rule(str)),
     },
 }
 
@@ -443,3 +451,63 @@ def tune(
         )
         log_test_metrics(tuned.run_id, tested.metrics)
     return replace(tuned, trained=trained, test_metrics=tested.metrics)
+
+
+# ---- promote ------------------------------------------------------------------------------------------
+
+
+def check_promotion(config: dict) -> dict[str, float]:
+    """The guards of the config's ``promotion`` section, its metrics checked against what ``evaluate``
+    measures (``recall@N``, ``mrr@N`` at the ``evaluation.cutoff`` values), before Spark starts."""
+    from spark_recs.serving.promotion import parse_guards
+
+    settings = config["promotion"]
+    guards = parse_guards(settings["guards"] or [])
+    measured = [f"{m}@{c}" for c in config["evaluation"]["cutoff"] for m in ("recall", "mrr")]
+    for name in (settings["primary"], *guards):
+        if name not in measured:
+            raise ConfigError(f"promotion: {name!r} is not measured; evaluate gives {measured}")
+    return guards
+
+
+def promote(
+    spark: SparkSession,
+    config: dict,
+    prepared: str,
+    *,
+    registered_model: str = DEFAULT_MODEL_NAME,
+    experiment: str = "spark_recs-promote",
+    tracking_uri: str | None = None,
+    model_dir: str | None = None,
+):
+    """Score ``registered_model``'s ``promotion.challenger`` and ``promotion.champion`` versions on the
+    ``prepared`` test sessions with the config's ``evaluation`` settings and move the champion alias to
+    the challenger when it beats the champion (:func:`~spark_recs.serving.promotion.promote`)."""
+    from spark_recs.evaluation.sessions import evaluate_sessions
+    from spark_recs.serving.promotion import promote as gate
+    from spark_recs.serving.references import load_reference
+
+    guards, settings = check_promotion(config), config["promotion"]
+    test = read_prepared(spark, prepared, "test")
+
+    def score(uri: str) -> dict[str, float]:
+        model = load_reference(uri, tracking_uri).model
+        result = evaluate_sessions(model, test, **config["evaluation"], **config["data"], model_dir=model_dir)
+        return {f"recall@{c}": v for c, v in result.recall.items()} | {
+            f"mrr@{c}": v for c, v in result.mrr.items()
+        }
+
+    with Steps(1).step(f"Score {registered_model}@{settings['challenger']} and @{settings['champion']}"):
+        decision = gate(
+            registered_model,
+            score,
+            primary=settings["primary"],
+            margin=settings["margin"],
+            guards=guards,
+            challenger_alias=settings["challenger"],
+            champion_alias=settings["champion"],
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+        )
+        note(decision.line)
+    return decision
