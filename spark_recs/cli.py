@@ -207,27 +207,27 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from spark_recs.tasks import run
-    from spark_recs.tasks.gru4rec import check_prepared, check_promotion
+    from spark_recs.tasks import gru4rec, rl, run, task
+    from spark_recs.tasks.base import no_prepared_input
 
-    config = _config(args, "gru4rec")
-    check_promotion(config)
-    check_prepared(args.input, "test")
-    decision = run(
-        "promote",
-        get_spark(args.remote),
-        config,
-        args.input,
-        registered_model=args.registered_model,
-        experiment=args.experiment,
-        tracking_uri=args.tracking_uri,
-        model_dir=args.model_dir,
-    )
+    config = _config(args, None)
+    task(config["kind"]).step("promote")  # a kind without a gate fails before Spark starts
+    options = {"experiment": args.experiment, "tracking_uri": args.tracking_uri}
+    if config["kind"] == "gru4rec":
+        gru4rec.check_promotion(config)
+        gru4rec.check_prepared(args.input, "test")
+        inputs, name = (args.input,), args.registered_model or gru4rec.DEFAULT_MODEL_NAME
+        options["model_dir"] = args.model_dir
+    else:
+        no_prepared_input(config["kind"], args.input)
+        rl.check_promotion(config)
+        inputs, name = (), args.registered_model or config["mlflow"]["registered_model"]
+    decision = run("promote", get_spark(args.remote), config, *inputs, registered_model=name, **options)
     settings = config["promotion"]
     champion = decision.challenger_version if decision.promoted else decision.champion_version
     print(decision.line)
     print(
-        f"{args.registered_model}: @{settings['challenger']} version {decision.challenger_version}, "
+        f"{name}: @{settings['challenger']} version {decision.challenger_version}, "
         f"@{settings['champion']} version {decision.champion_version or 'none'} -> {champion or 'none'}"
     )
     _print_store(args.tracking_uri, decision.run_id)
@@ -498,8 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "promote",
         "move a registered model's champion alias to its challenger when the challenger scores better",
-        "Score the promotion.challenger and promotion.champion versions of --registered-model on the "
-        "prepared test sessions (the config's evaluation settings, sharded over Spark), log both, their "
+        "Score the promotion.challenger and promotion.champion versions of --registered-model on held-out "
+        "data (kind: gru4rec: the prepared test sessions, the config's evaluation settings, sharded over "
+        "Spark; kind: rl: the temporal holdout of the config's ratings), log both, their "
         "differences and the decision to one MLflow run, and move the champion alias to the challenger "
         "only if its promotion.primary metric beats the champion's by more than promotion.margin and no "
         "promotion.guards metric falls by more than its tolerance. Without a champion the challenger "
@@ -508,14 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
             "spark-recs promote --config conf/example.yaml --input ./prepared",
             "spark-recs promote --input main.recs --registered-model main.recs.gru4rec --set promotion.margin=0.005",
             "spark-recs promote --input ./prepared --set 'promotion.guards=[\"mrr@20:0.01\"]'",
+            "spark-recs promote --config conf/rl-ddpg.yaml --set 'promotion.guards=[\"coverage@10:0.01\"]'",
         ],
         _promote,
     )
-    promote.add_argument("--input", required=True, help="where prepare wrote the sessions")
+    promote.add_argument("--input", help="gru4rec: where prepare wrote the sessions")
     promote.add_argument(
         "--registered-model",
-        default="spark_recs-gru4rec",
-        help="registered model name (default spark_recs-gru4rec)",
+        help="registered model name (default spark_recs-gru4rec, or an RL config's mlflow.registered_model)",
     )
     promote.add_argument(
         "--experiment", default="spark_recs-promote", help="MLflow experiment of the decision"

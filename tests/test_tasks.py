@@ -43,7 +43,7 @@ def test_an_unknown_kind_or_step_is_a_one_line_config_error():
         tasks.task("gru4rc")
     with pytest.raises(
         ConfigError,
-        match=r"a kind: rl config runs with `spark-recs train` / `spark-recs tune`, not `spark-recs evaluate`",
+        match=r"a kind: rl config runs with `spark-recs train` / `spark-recs tune` / `spark-recs promote`, not `spark-recs evaluate`",
     ):
         tasks.run("evaluate", None, {"kind": "rl"})
 

@@ -33,7 +33,7 @@ TASKS: dict[str, Task] = {
             ("prepare", "train", "evaluate", "tune", "promote"),
             "GRU4Rec on session logs",
         ),
-        Task("rl", f"{__name__}.rl", ("train", "tune"), "a recnn-style RL actor on ratings"),
+        Task("rl", f"{__name__}.rl", ("train", "tune", "promote"), "a recnn-style RL actor on ratings"),
         Task("gym", f"{__name__}.gym", ("train",), "PPO on the MovieLens rating Gym"),
         Task("multieval", f"{__name__}.multieval", ("multieval", "tune"), "a LensKit-style comparison"),
         Task("demo", f"{__name__}.demo", ("demo",), "the end-to-end demo job"),

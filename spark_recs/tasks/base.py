@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from spark_recs.core.params import ConfigError, Rule, declarations
+from spark_recs.core.params import NUMBER, ConfigError, Rule, declarations
 
 #: A config section: each key's default value and rule.
 Section = dict[str, tuple[Any, Rule]]
@@ -90,6 +90,37 @@ def mlflow_section(experiment: str, registered_model: str) -> Section:
         "registered_model": (registered_model, Rule(str, nullable=True)),
         "alias": ("challenger", Rule(str, nullable=True)),
     }
+
+
+def promotion_section(primary: str) -> Section:
+    """The ``promotion`` section of a task with a ``promote`` step: the champion/challenger gate of
+    :mod:`spark_recs.serving.promotion`, judged on ``primary`` by default."""
+    return {
+        "primary": (primary, Rule(str)),
+        "margin": (0.0, Rule(NUMBER)),
+        "guards": (None, Rule(list, items=Rule(str), nullable=True)),  # ["mrr@20:0.01", ...]
+        "challenger": ("challenger", Rule(str)),
+        "champion": ("champion", Rule(str)),
+    }
+
+
+def promote_with(settings: dict, registered_model: str, score, *, experiment: str, tracking_uri: str | None):
+    """Run the gate of a ``promotion`` section for ``registered_model`` with ``score(model_uri)``."""
+    from spark_recs.serving.promotion import parse_guards, promote
+
+    decision = promote(
+        registered_model,
+        score,
+        primary=settings["primary"],
+        margin=settings["margin"],
+        guards=parse_guards(settings["guards"] or []),
+        challenger_alias=settings["challenger"],
+        champion_alias=settings["champion"],
+        experiment=experiment,
+        tracking_uri=tracking_uri,
+    )
+    note(decision.line)
+    return decision
 
 
 def mlflow_settings(config: dict, experiment: str | None, register_as: str | None, alias: str | None) -> dict:

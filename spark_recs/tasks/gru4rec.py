@@ -18,13 +18,23 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_recs.core.params import FRACTION, NUMBER, POSITIVE_INT, ConfigError, Rule
+from spark_recs.core.params import FRACTION, POSITIVE_INT, ConfigError, Rule
 from spark_recs.data.io import collect_columns, is_table_name, read_table, write_table
 from spark_recs.data.schema import SessionColumns
 from spark_recs.data.sources import check_source, read_sessions, require_source
 from spark_recs.progress import Steps
 
-from .base import Section, Trained, mlflow_section, mlflow_settings, note, section, session_settings
+from .base import (
+    Section,
+    Trained,
+    mlflow_section,
+    mlflow_settings,
+    note,
+    promote_with,
+    promotion_section,
+    section,
+    session_settings,
+)
 from .tuning import Tuned, log_test_metrics, search_copies, settings_of, without_search
 
 #: What ``prepare`` writes: ``sessions_<part>`` under the output folder or schema.
@@ -58,13 +68,7 @@ SECTIONS: dict[str, Section] = {
         "model_load": (None, Rule(str, nullable=True, source=True)),
     },
     # The champion/challenger gate of `promote` (spark_recs.serving.promotion).
-    "promotion": {
-        "primary": ("recall@20", Rule(str)),
-        "margin": (0.0, Rule(NUMBER)),
-        "guards": (None, Rule(list, items=Rule(str), nullable=True)),  # ["mrr@20:0.01", ...]
-        "challenger": ("challenger", Rule(str)),
-        "champion": ("champion", Rule(str)),
-    },
+    "promotion": promotion_section("recall@20"),
 }
 
 
@@ -484,10 +488,10 @@ def promote(
     ``prepared`` test sessions with the config's ``evaluation`` settings and move the champion alias to
     the challenger when it beats the champion (:func:`~spark_recs.serving.promotion.promote`)."""
     from spark_recs.evaluation.sessions import evaluate_sessions
-    from spark_recs.serving.promotion import promote as gate
     from spark_recs.serving.references import load_reference
 
-    guards, settings = check_promotion(config), config["promotion"]
+    check_promotion(config)
+    settings = config["promotion"]
     test = read_prepared(spark, prepared, "test")
 
     def score(uri: str) -> dict[str, float]:
@@ -498,16 +502,7 @@ def promote(
         }
 
     with Steps(1).step(f"Score {registered_model}@{settings['challenger']} and @{settings['champion']}"):
-        decision = gate(
-            registered_model,
-            score,
-            primary=settings["primary"],
-            margin=settings["margin"],
-            guards=guards,
-            challenger_alias=settings["challenger"],
-            champion_alias=settings["champion"],
-            experiment=experiment,
-            tracking_uri=tracking_uri,
+        decision = promote_with(
+            settings, registered_model, score, experiment=experiment, tracking_uri=tracking_uri
         )
-        note(decision.line)
     return decision

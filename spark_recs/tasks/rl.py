@@ -40,7 +40,18 @@ from spark_recs.rl.training import (
     unit_rms,
 )
 
-from .base import Section, Trained, flat, mlflow_section, mlflow_settings, no_prepared_input, note, section
+from .base import (
+    Section,
+    Trained,
+    flat,
+    mlflow_section,
+    mlflow_settings,
+    no_prepared_input,
+    note,
+    promote_with,
+    promotion_section,
+    section,
+)
 from .tuning import (
     Tuned,
     log_test_metrics,
@@ -92,6 +103,8 @@ SECTIONS: dict[str, Section] = {
         "min_rows": (3, Rule(int, 3)),
     },
     "mlflow": mlflow_section("spark_recs-rl", "spark_recs-rl"),
+    # The champion/challenger gate of `promote`, judged on the temporal holdout at evaluation.k.
+    "promotion": promotion_section("ndcg_log2p1@10"),
 }
 
 
@@ -470,3 +483,61 @@ def tune(
         tested = trained.evaluation.iloc[0].to_dict()
         log_test_metrics(tuned.run_id, tested)
     return replace(tuned, trained=trained, test_metrics=tested)
+
+
+# ---- promote ------------------------------------------------------------------------------------------
+
+#: The holdout figures :func:`holdout_metrics` gives at ``k`` (besides ``mrr`` and the counts).
+HOLDOUT_METRICS = ("hr", "ndcg_log2p1", "coverage", "gini", "novelty", "popularity", "personalisation")
+
+
+def check_promotion(config: dict) -> None:
+    """The ``promotion`` metrics checked against what the holdout measures at ``evaluation.k``."""
+    from spark_recs.core.params import ConfigError
+    from spark_recs.serving.promotion import parse_guards
+
+    settings, k = config["promotion"], config["evaluation"]["k"]
+    measured = [f"{m}@{k}" for m in HOLDOUT_METRICS] + ["mrr"]
+    for name in (settings["primary"], *parse_guards(settings["guards"] or [])):
+        if name not in measured:
+            raise ConfigError(f"promotion: {name!r} is not measured; the holdout gives {measured}")
+
+
+def promote(
+    spark,
+    config: dict,
+    *,
+    registered_model: str | None = None,
+    experiment: str = "spark_recs-promote",
+    tracking_uri: str | None = None,
+):
+    """Score ``registered_model``'s (default ``mlflow.registered_model``) ``promotion.challenger`` and
+    ``promotion.champion`` recommenders on the temporal holdout of the config's ratings (each user's
+    last rating from the ratings before it, as ``train`` with ``evaluation.holdout`` scores) and move the
+    champion alias to the challenger when it beats the champion."""
+    from spark_recs.progress import Steps
+    from spark_recs.serving.references import load_reference
+
+    check_promotion(config)
+    settings, evaluation = config["promotion"], config["evaluation"]
+    name = registered_model or config["mlflow"]["registered_model"]
+    if not name:
+        raise ValueError("promote needs --registered-model, or mlflow.registered_model in the config")
+    holdout = next_item_holdout(load_ratings(spark, config).accepted, min_rows=evaluation["min_rows"])
+
+    def score(uri: str) -> dict[str, float]:
+        model = load_reference(uri, tracking_uri).model
+        metrics = holdout_metrics(
+            model.nets,
+            ItemEmbeddings(model.item_vocab.ids, model.vectors),
+            holdout,
+            frame_size=model.frame_size,
+            scoring=model.scoring,
+            rating_center=model.rating_center,
+            rating_scale=model.rating_scale,
+            k=evaluation["k"],
+        )
+        return {k: v for k, v in metrics.items() if k not in ("users", "unknown_targets")}
+
+    with Steps(1).step(f"Score {name}@{settings['challenger']} and @{settings['champion']} on the holdout"):
+        return promote_with(settings, name, score, experiment=experiment, tracking_uri=tracking_uri)

@@ -3,6 +3,8 @@ GRU4Rec versions (a first model, a better and a worse challenger, a guard), chec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from spark_recs.config import load_config
 from spark_recs.core.params import ConfigError
 from spark_recs.serving.promotion import decide, parse_guards
 
+ROOT = Path(__file__).resolve().parents[2]
 CHAMPION = {"recall@20": 0.50, "mrr@20": 0.20, "coverage@20": 0.30, "rmse": 0.90}
 
 
@@ -115,3 +118,39 @@ def test_a_metric_evaluate_does_not_measure_is_refused_before_spark_starts(tmp_p
         "promotion: 'ndcg@10' is not measured; evaluate gives ['recall@20', 'mrr@20']"
         in capsys.readouterr().err
     )
+
+
+def test_the_same_gate_for_an_rl_recommender(spark, mlflow_uri, capsys):
+    """Two DDPG recommenders registered by `train`; promote scores each on the temporal holdout exactly as
+    `train` did (the same figures), and the margin decides."""
+    config = ROOT / "conf" / "rl-ddpg.yaml"
+    small = [
+        "training.epochs=1",
+        "embeddings.dim=16",
+        "embeddings.mf_iterations=3",
+        "mlflow.registered_model=rl-gate",
+    ]
+    small.append(f"data.ratings={shared_data('ml-latest-small')}")
+    holdout = {}
+    for seed in (1, 2):
+        trained = tasks.run(
+            "train", spark, load_config(config, [*small, f"env.seed={seed}"], schema=None), progress=False
+        )
+        holdout[trained.registered_version] = trained.evaluation.iloc[0]["ndcg_log2p1@10"]
+    first, second = sorted(holdout)
+    gate = ["promote", "--config", str(config), *[a for s in small for a in ("--set", s)]]
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("rl-gate", "challenger", first)
+    assert main(gate) == 0 and "promoted: no champion yet" in capsys.readouterr().out
+    client.set_registered_model_alias("rl-gate", "challenger", second)
+    assert main([*gate, "--set", "promotion.margin=1"]) == 0  # nDCG cannot rise by 1
+    assert "kept the champion" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("rl-gate", "champion").version) == first
+    assert main([*gate, "--set", "promotion.margin=-1"]) == 0
+    assert "promoted" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("rl-gate", "champion").version) == second
+    last = mlflow.search_runs(
+        experiment_names=["spark_recs-promote"], order_by=["attributes.start_time DESC"]
+    ).iloc[0]
+    assert last["metrics.challenger_ndcg_log2p1_at_10"] == pytest.approx(holdout[second], abs=1e-12)
+    assert last["metrics.champion_ndcg_log2p1_at_10"] == pytest.approx(holdout[first], abs=1e-12)

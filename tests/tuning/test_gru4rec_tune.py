@@ -100,6 +100,7 @@ def test_trials_train_on_train_score_on_valid_and_never_read_test(
         "training",
         "evaluation",
         "paths",
+        "promotion",
     }
     assert tuned.best_value == max(t.value for t in study.trials)
 
