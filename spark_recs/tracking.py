@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import math
 import os
@@ -26,13 +27,26 @@ _MAX_TAG_VALUE = 8000
 _MAX_KEY = 250
 
 
+#: The experiment tag MLflow 3's UI reads an experiment's kind from, and the kind of ours: model training
+#: (not a GenAI application's, which the UI otherwise infers from runs without models).
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def ensure_experiment(name: str) -> str:
-    """The id of experiment ``name``, created if missing (local artifacts under the work dir)."""
+    """The id of experiment ``name``, created if missing (local artifacts under the work dir), marked as
+    a model-training experiment (:data:`KIND_TAG`) unless it already has a kind."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
+        if KIND_TAG not in found.tags:
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, KIND_TAG, MODEL_TRAINING)
         return found.experiment_id
     location = None if on_databricks() else (work_dir() / "mlartifacts" / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location, tags={KIND_TAG: MODEL_TRAINING})
+
+
+def run_tags() -> dict[str, str]:
+    """The tags of every run spark_recs starts: the package version that ran it."""
+    return {"spark_recs.version": importlib.metadata.version("spark_recs")}
 
 
 @contextmanager
@@ -42,7 +56,9 @@ def tracked_run(
     """Start an MLflow run in ``experiment`` on ``tracking_uri`` (default: the project default)."""
     configure_mlflow(tracking_uri)
     experiment_id = ensure_experiment(experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, nested=nested, tags=run_tags()
+    ) as run:
         yield run
 
 
@@ -77,7 +93,9 @@ def parent_run_id(
             "%s names run %r, which this tracking store does not have: starting a new one", path, run_id
         )
         stale = True
-    run = client.create_run(ensure_experiment(experiment), run_name=run_name, tags=dict(tags or {}))
+    run = client.create_run(
+        ensure_experiment(experiment), run_name=run_name, tags=run_tags() | dict(tags or {})
+    )
     client.set_terminated(run.info.run_id)
     claimed = _claim_file(path, run.info.run_id, replace=stale)
     if claimed != run.info.run_id:

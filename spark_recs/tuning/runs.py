@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param
 
 from spark_recs.runtime import configure_mlflow
-from spark_recs.tracking import ensure_experiment, is_live_run, kill_stale_children, mlflow_key
+from spark_recs.tracking import ensure_experiment, is_live_run, kill_stale_children, mlflow_key, run_tags
 
 from .space import SearchSpace
 from .study import direction
@@ -57,8 +57,8 @@ class StudyRun:
             kill_stale_children(run_id, "study", [study.study_name], time.time())
         else:
             experiment_id = ensure_experiment(settings["experiment"])
-            run_tags = {"study": study.study_name, "kind": "tune", **(tags or {})}
-            run = client.create_run(experiment_id, run_name=f"tune-{study.study_name}", tags=run_tags)
+            labels = run_tags() | {"study": study.study_name, "kind": "tune", **(tags or {})}
+            run = client.create_run(experiment_id, run_name=f"tune-{study.study_name}", tags=labels)
             run_id = run.info.run_id
             study.set_user_attr(RUN_ATTR, run_id)
             params = {k: settings[k] for k in SETTINGS} | {
