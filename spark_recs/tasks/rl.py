@@ -441,7 +441,6 @@ def tune(
     them and is scored on the validation rows, as a Spark task. The best config is written to
     ``tune.best_config``. ``train_best``: then train it as ``train`` does with the holdout (the validation
     row joins each user's history), score it once on the test rows, log and register it."""
-    from spark_recs.data.io import collect_columns
     from spark_recs.data.split import temporal_holdout
     from spark_recs.progress import Steps
 
@@ -455,8 +454,8 @@ def tune(
     steps = Steps(4 if train_best else 3)
 
     def objective(paths: dict[str, str]) -> RLObjective:
-        rows = collect_columns(train_rows, train_rows.columns)
-        embeddings = build_embeddings(spark, config, rows)
+        # The train rows from their copy, not recomputed: the holdout's window ran once, for the copy.
+        embeddings = build_embeddings(spark, config, pd.read_parquet(paths["train"]))
         saved = embeddings.save(Path(paths["train"]).parent / "item_embeddings.parquet")
         return RLObjective(paths["train"], paths["valid"], str(saved), config, settings["metric"])
 

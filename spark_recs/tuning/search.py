@@ -130,9 +130,10 @@ def search(
         _Loop(spark, study, space, objective, settings, record, budget, parallelism).run()
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             errors = sorted({t.user_attrs["error"] for t in study.trials if t.user_attrs.get("error")})
-            raise RuntimeError(
+            raise ValueError(
                 f"study {study.study_name}: no trial completed"
                 + (f"; errors: {errors[:3]}" if errors else "")
+                + "; fix the search space or the fixed parameters (each trial's error is in its MLflow run)"
             )
     except BaseException as error:
         record.fail(error)
