@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
@@ -299,17 +300,60 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _multieval(args: argparse.Namespace) -> int:
     from spark_recs.data.sources import check_source
+    from spark_recs.evaluation.multieval.plan import run_ids
     from spark_recs.tasks import run
     from spark_recs.tasks.multieval import multieval_path, multieval_summary
 
     config = _config(args, "multieval")
     check_source(config["data"]["ratings"], "data.ratings")
-    results = run("multieval", get_spark(args.remote), config, runs=args.runs, tracking_uri=args.tracking_uri)
-    print(multieval_summary(results).to_string())
-    experiment = config["evaluation"]["experiment"]
-    print(f"runs table: {Path(multieval_path(config)) / 'runs.csv'}; MLflow experiment {experiment!r}")
+    if args.runs:
+        run_ids(args.runs, 0)  # the selection's syntax, before Spark starts
+    spark, folder = get_spark(args.remote), Path(multieval_path(config))
+    if args.plan:
+        planned = run("plan", spark, config, tracking_uri=args.tracking_uri)
+        print(planned.to_string(index=False))
+        print(
+            f"{len(planned)} runs planned in {folder} ({int(planned['done'].sum())} done); run them with "
+            "--runs <slice k/n, ranges, RunIds> (one task each), then --collect"
+        )
+        return 0
+    if args.collect:
+        results = run("collect", spark, config, tracking_uri=args.tracking_uri)
+    else:
+        results = run("multieval", spark, config, runs=args.runs, tracking_uri=args.tracking_uri)
+    ok = results["status"] == "ok"
+    if ok.any():
+        print(multieval_summary(results[ok]).to_string())
+    for _, row in results[~ok].iterrows():
+        print(f"RunId {row['RunId']} ({row['AlgoStr']}, partition {row['Partition']}): {row['status']}")
+    if args.runs:
+        print(
+            f"{int(ok.sum())} of the {len(results)} selected runs ok; then: --collect builds the runs table"
+        )
+    else:
+        print(f"runs table: {folder / 'runs.csv'}; MLflow experiment {config['evaluation']['experiment']!r}")
     _print_store(args.tracking_uri)
-    return 0 if (results["status"] == "ok").all() else 1
+    return 0 if ok.all() else 1
+
+
+def _job(args: argparse.Namespace) -> int:
+    from spark_recs.bundle import Bundle, run_job
+    from spark_recs.runtime import work_dir
+
+    params = dict(_assignment(p) for p in args.param)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    logs = work_dir() / "jobs" / args.name / stamp
+    bundle = Bundle(args.bundle)
+    return run_job(
+        bundle, args.name, target=args.target, params=params, concurrency=args.concurrency, logs=logs
+    )
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise ValueError(f"--param {text!r}: expected name=value")
+    return name, value
 
 
 def _common() -> argparse.ArgumentParser:
@@ -586,12 +630,58 @@ def build_parser() -> argparse.ArgumentParser:
         [
             "spark-recs multieval --config conf/multieval-ml-latest-small.yaml",
             "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --set split.partitions=2",
-            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --runs 3 4   # fan-out",
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --plan     # fanned out:",
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --runs 2/4  # one task each",
+            "spark-recs multieval --config conf/multieval-ml-latest-small.yaml --collect",
         ],
         _multieval,
     )
-    multieval.add_argument("--runs", type=int, nargs="+", help="only these 1-based RunIds (default: all)")
+    fan_out = multieval.add_mutually_exclusive_group()
+    fan_out.add_argument(
+        "--plan",
+        action="store_true",
+        help="split and persist the folds, create the parent run, list the runs",
+    )
+    fan_out.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="RUNS",
+        help="only these runs: RunIds (3), ranges (1-4) or a slice k/n of the plan (2/4), comma-separated "
+        "too; leaves the runs table and plots to --collect (default: every run, then those)",
+    )
+    fan_out.add_argument(
+        "--collect",
+        action="store_true",
+        help="rebuild the runs table and plots and log them to the parent run",
+    )
     multieval.add_argument("--tracking-uri", help=TRACKING_HELP)
+
+    job = _add(
+        sub,
+        "job",
+        "run a job of the Databricks bundle on this machine: the same tasks, entry points and parameters",
+        "Read databricks.yml and resources/*.yml, resolve the job for --target and run its tasks in "
+        "dependency order, each python_wheel_task as its spark_recs entry point in its own process (so its "
+        "own local Spark), a for_each_task once per input; the job parameters take their defaults or "
+        "--param values. Each task's output goes to a log file under the work dir; a failed task stops "
+        "the job.",
+        [
+            "spark-recs job spark_recs_multieval --param ratings=../shared/data/ml-latest-small "
+            "--param path=.spark_recs/multieval-job --param results_table=.spark_recs/multieval-job/results",
+        ],
+        _job,
+        config=False,
+    )
+    job.add_argument("name", help="the job's resource name, e.g. spark_recs_multieval")
+    job.add_argument("--target", default="dev", help="the bundle target whose variables apply (default dev)")
+    job.add_argument("--param", action="append", default=[], help="a job parameter, name=value (repeatable)")
+    job.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        help="at most this many iterations of a for_each_task at once (default 1: each starts a local Spark)",
+    )
+    job.add_argument("--bundle", default=".", help="the bundle's folder, holding databricks.yml (default .)")
     return parser
 
 

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 
 
 class Steps:
-    """Prints ``[i/n] what ... done in s`` for each step of a job, to stderr."""
+    """Prints ``[i/n] what ... done in s`` for each step of a job, to stderr; a step given a ``name`` also
+    logs its duration as the metric ``<name>_seconds`` to the active MLflow run, when there is one (a
+    job's run shows its steps as they end)."""
 
     def __init__(self, total: int, stream=None) -> None:
         self.total = total
@@ -18,16 +20,18 @@ class Steps:
         self.stream = stream or sys.stderr
 
     @contextmanager
-    def step(self, what: str) -> Iterator[None]:
+    def step(self, what: str, name: str | None = None) -> Iterator[None]:
         self.done += 1
         print(f"[{self.done}/{self.total}] {what} ...", file=self.stream, flush=True)
         start = time.perf_counter()
         yield
-        print(
-            f"[{self.done}/{self.total}] {what}: done in {time.perf_counter() - start:.1f}s",
-            file=self.stream,
-            flush=True,
-        )
+        seconds = time.perf_counter() - start
+        print(f"[{self.done}/{self.total}] {what}: done in {seconds:.1f}s", file=self.stream, flush=True)
+        if name is not None:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.log_metric(f"{name}_seconds", seconds)
 
 
 #: Seconds between plain progress lines (what a log file gets instead of a bar's redraws).

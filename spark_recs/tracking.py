@@ -8,16 +8,21 @@ import math
 import os
 import re
 import tempfile
+import traceback
 import uuid
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from spark_recs.runtime import configure_mlflow, on_databricks, work_dir
+from spark_recs.runtime import configure_mlflow, is_connect, on_databricks, storage_format, work_dir
 from spark_recs.serving.registry import log_model as log_model  # moved; kept here for the README's name
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +45,48 @@ def ensure_experiment(name: str) -> str:
         if KIND_TAG not in found.tags:
             mlflow.MlflowClient().set_experiment_tag(found.experiment_id, KIND_TAG, MODEL_TRAINING)
         return found.experiment_id
-    location = None if on_databricks() else (work_dir() / "mlartifacts" / name).as_uri()
+    # A workspace path (/Users/someone/x) is a folder under the work dir too, never one from the root.
+    inside = [part for part in PurePosixPath(name).parts if part not in ("/", "..")]
+    location = None if on_databricks() else work_dir().joinpath("mlartifacts", *inside).as_uri()
     return mlflow.create_experiment(name, artifact_location=location, tags={KIND_TAG: MODEL_TRAINING})
 
 
-def run_tags() -> dict[str, str]:
-    """The tags of every run spark_recs starts: the package version that ran it."""
-    return {"spark_recs.version": importlib.metadata.version("spark_recs")}
+def run_tags(spark: SparkSession | None = None, data: Mapping[str, object] | None = None) -> dict[str, str]:
+    """The tags of every run spark_recs starts: the package version that ran it; with ``spark``, its Spark
+    engine (``classic`` or ``connect``) and storage format; ``data``: the locations it reads and writes,
+    as ``data.<name>`` (``None`` values left out)."""
+    tags = {"spark_recs.version": importlib.metadata.version("spark_recs")}
+    if spark is not None:
+        tags["spark_recs.engine"] = "connect" if is_connect(spark) else "classic"
+        tags["spark_recs.storage_format"] = storage_format(spark)
+    return tags | {f"data.{name}": str(where) for name, where in (data or {}).items() if where is not None}
 
 
 @contextmanager
 def tracked_run(
-    experiment: str, run_name: str | None = None, *, tracking_uri: str | None = None, nested: bool = False
+    experiment: str,
+    run_name: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    nested: bool = False,
+    spark: SparkSession | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start an MLflow run in ``experiment`` on ``tracking_uri`` (default: the project default)."""
+    """An MLflow run in ``experiment`` on ``tracking_uri`` (default: the project default) for the block,
+    tagged with :func:`run_tags` (``spark``, ``data``). Started first thing in a job, it spans the job:
+    :class:`~spark_recs.progress.Steps` log each step's duration to it as the steps end. An exception
+    ends it ``FAILED`` (``KILLED`` on an interrupt) with an ``error`` tag and ``traceback.txt``."""
     configure_mlflow(tracking_uri)
     experiment_id = ensure_experiment(experiment)
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, nested=nested, tags=run_tags()
-    ) as run:
+    tags = run_tags(spark, data)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested, tags=tags)
+    try:
         yield run
+    except BaseException as exc:
+        status = "FAILED" if isinstance(exc, Exception) else "KILLED"
+        fail_run(run.info.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(), status=status)
+        raise
+    mlflow.end_run()
 
 
 # ---- runs shared across processes (e.g. the parent run of an evaluation fanned out to many jobs) -----

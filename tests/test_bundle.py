@@ -1,71 +1,74 @@
-"""The Databricks Asset Bundle: YAML that parses, a prepare -> train -> evaluate -> recommend DAG of wheel tasks
-whose entry points exist and whose parameters the CLI accepts, existing config files, schedules, compute."""
+"""The Databricks Asset Bundle: YAML that parses, DAGs of wheel tasks whose entry points exist and whose parameters
+the CLI accepts (a for_each_task's once per input), existing config files, schedules, compute, and its checks."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 from databricks.bundles.experiments import MlflowExperiment
 from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
 from databricks.bundles.volumes import Volume
 
+from spark_recs.bundle import (
+    BUNDLE_REF,
+    Bundle,
+    for_each_inputs,
+    job_parameters,
+    run_job,
+    task_arguments,
+    task_order,
+)
 from spark_recs.cli import build_parser
 from spark_recs.config import load_config
+from spark_recs.evaluation.multieval.plan import run_ids
 from spark_recs.tasks.gru4rec import check_tune
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
-RESOURCE_FILES = sorted(f for pattern in BUNDLE["include"] for f in ROOT.glob(pattern))
-RESOURCES: dict[str, dict] = {}
-for _file in RESOURCE_FILES:
-    for _kind, _items in yaml.safe_load(_file.read_text())["resources"].items():
-        RESOURCES.setdefault(_kind, {}).update(_items)
-JOBS = RESOURCES["jobs"]
+THE_BUNDLE = Bundle(ROOT, user="someone@example.com")
+BUNDLE, RESOURCE_FILES, RESOURCES, JOBS = (
+    THE_BUNDLE.config,
+    THE_BUNDLE.files,
+    THE_BUNDLE.resources,
+    THE_BUNDLE.jobs,
+)
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-BUNDLE_REF = re.compile(r"\$\{([^}]+)\}")
 JOB_PARAM = re.compile(r"\{\{job\.parameters\.([a-z_]+)\}\}")
 
 
-def _variables(target: str = "dev") -> dict:
-    values = {name: spec.get("default") for name, spec in BUNDLE["variables"].items()}
-    return values | BUNDLE["targets"][target].get("variables", {})
-
-
-def _bundle_value(text: str, target: str) -> str:
-    """``text`` with the bundle's ``${...}`` references substituted (the workspace file path is this checkout)."""
-    variables = _variables(target)
-
-    def value(match: re.Match) -> str:
-        path = match.group(1).split(".")
-        if path[0] == "var":
-            return _bundle_value(str(variables[path[1]]), target)
-        if path[0] == "resources":
-            return _bundle_value(str(RESOURCES[path[1]][path[2]][path[3]]), target)
-        known = {"workspace.file_path": str(ROOT), "bundle.target": target, "bundle.name": "spark_recs"}
-        return known.get(match.group(1), "someone@example.com")
-
-    return BUNDLE_REF.sub(value, text)
-
-
-def _resolve(text: str, job: dict, target: str = "dev") -> str:
-    """A task parameter as the deployed job sees it: bundle references substituted, then the job's
-    ``{{job.parameters.*}}`` replaced by the parameters' defaults."""
-    defaults = {p["name"]: _bundle_value(p["default"], target) for p in job.get("parameters", [])}
-    return JOB_PARAM.sub(lambda m: defaults[m.group(1)], _bundle_value(text, target))
-
-
-def _tasks():
-    return [(name, job, task) for name, job in JOBS.items() for task in job["tasks"]]
+def _wheel_tasks():
+    """``(job name, task, input)`` of every wheel task: a ``for_each_task``'s once per input."""
+    found = []
+    for name, job in JOBS.items():
+        for task in job["tasks"]:
+            if "for_each_task" in task:
+                found += [(name, task["for_each_task"]["task"], item) for item in for_each_inputs(task)]
+            else:
+                found.append((name, task, None))
+    return found
 
 
 def _task_id(item) -> str:
-    return f"{item[0]}:{item[2]['task_key']}"
+    return f"{item[0]}:{item[1]['task_key']}" + ("" if item[2] is None else f"[{item[2]}]")
+
+
+def _arguments(name: str, task: dict, item: str | None = None, target: str = "dev") -> list[str]:
+    """A wheel task's parameters as the deployed job passes them, with the job parameters' defaults."""
+    return task_arguments(
+        THE_BUNDLE.resolve(task, target), job_parameters(THE_BUNDLE.job(name, target)), item
+    )
+
+
+def _parsed(name: str, task_key: str):
+    """The CLI arguments of task ``task_key`` of job ``name``."""
+    task = next(t for t in JOBS[name]["tasks"] if t["task_key"] == task_key)
+    command = task["python_wheel_task"]["entry_point"].removeprefix("spark-recs-")
+    return build_parser().parse_args([command, *_arguments(name, task)])
 
 
 def test_the_bundle_parses_and_includes_every_resource_file():
@@ -73,13 +76,19 @@ def test_the_bundle_parses_and_includes_every_resource_file():
     assert {f.name for f in RESOURCE_FILES} == {
         "mlflow.yml",
         "pipeline.job.yml",
+        "multieval.job.yml",
         "pipeline_serverless.job.yml",
         "tune.job.yml",
     }
-    assert set(JOBS) == {"spark_recs_pipeline", "spark_recs_pipeline_serverless", "spark_recs_tune"}
+    assert set(JOBS) == {
+        "spark_recs_pipeline",
+        "spark_recs_pipeline_serverless",
+        "spark_recs_tune",
+        "spark_recs_multieval",
+    }
     assert set(RESOURCES["experiments"]) == {"spark_recs"}
     assert set(RESOURCES["registered_models"]) == {"gru4rec", "rl_ddpg"}
-    assert set(RESOURCES["volumes"]) == {"spark_recs", "tuning"}
+    assert set(RESOURCES["volumes"]) == {"spark_recs", "tuning", "multieval"}
     assert set(BUNDLE["targets"]) == {"dev", "prod"} and BUNDLE["targets"]["dev"]["default"] is True
     assert BUNDLE["artifacts"]["spark_recs_wheel"]["type"] == "whl"
 
@@ -108,35 +117,36 @@ def test_each_pipeline_is_the_prepare_train_evaluate_promote_recommend_dag(name)
     ]
 
 
-@pytest.mark.parametrize("item", _tasks(), ids=_task_id)
+@pytest.mark.parametrize("item", _wheel_tasks(), ids=_task_id)
 def test_every_task_entry_point_is_a_console_script_of_the_package(item):
-    entry_point = item[2]["python_wheel_task"]["entry_point"]
+    entry_point = item[1]["python_wheel_task"]["entry_point"]
     assert entry_point in SCRIPTS, f"{entry_point} is not in pyproject.toml [project.scripts]"
     module, attribute = SCRIPTS[entry_point].split(":")
     assert callable(getattr(importlib.import_module(module), attribute))
 
 
-@pytest.mark.parametrize("item", _tasks(), ids=_task_id)
+@pytest.mark.parametrize("item", _wheel_tasks(), ids=_task_id)
 def test_every_task_parameter_list_is_accepted_by_the_cli(item):
-    name, job, task = item
+    name, task, given = item
     wheel = task["python_wheel_task"]
     for parameter in wheel["parameters"]:
         for reference in JOB_PARAM.findall(parameter):
-            assert reference in {p["name"] for p in job["parameters"]}, f"undefined job parameter {reference}"
+            defined = {p["name"] for p in JOBS[name]["parameters"]}
+            assert reference in defined, f"undefined job parameter {reference}"
     command = wheel["entry_point"].removeprefix("spark-recs-")
-    args = build_parser().parse_args([command, *[_resolve(p, job) for p in wheel["parameters"]]])
+    args = build_parser().parse_args([command, *_arguments(name, task, given)])
     assert args.command == command and args.run.__name__ == f"_{command}"
-    if command in ("train", "evaluate", "tune", "promote", "recommend"):
+    if command in ("train", "evaluate", "tune", "promote", "recommend", "multieval"):
         assert args.config.endswith(".yaml")
 
 
 def _config_files():
     found = []
-    for name, job, task in _tasks():
-        parameters = task["python_wheel_task"]["parameters"]
-        for flag, value in zip(parameters, parameters[1:]):
+    for name, task, given in _wheel_tasks():
+        arguments = _arguments(name, task, given)
+        for flag, value in zip(arguments, arguments[1:]):
             if flag == "--config":
-                found.append(pytest.param(Path(_resolve(value, job)), id=f"{name}:{task['task_key']}"))
+                found.append(pytest.param(Path(value), id=_task_id((name, task, given))))
     return found
 
 
@@ -147,11 +157,7 @@ def test_every_referenced_config_file_exists(path):
 
 def test_the_gru4rec_tasks_use_the_cli_defaults_the_bundle_declares():
     """The registered model and the experiment the tasks name are the bundle's resources."""
-    job = JOBS["spark_recs_pipeline"]
-    train = next(t for t in job["tasks"] if t["task_key"] == "train_gru4rec")["python_wheel_task"][
-        "parameters"
-    ]
-    args = build_parser().parse_args(["train", *[_resolve(p, job) for p in train]])
+    args = _parsed("spark_recs_pipeline", "train_gru4rec")
     assert args.register_as == "main.recs.gru4rec" and args.alias == "challenger"
     assert args.experiment == "/Users/someone@example.com/spark_recs-dev"
     assert args.set == ["paths.model_save=null"]
@@ -163,8 +169,7 @@ def test_the_tune_job_keeps_its_study_and_trial_data_on_a_volume_and_trains_the_
     job = JOBS["spark_recs_tune"]
     tasks = {t["task_key"]: {d["task_key"] for d in t.get("depends_on", [])} for t in job["tasks"]}
     assert tasks == {"prepare": set(), "tune": {"prepare"}}
-    tune = next(t for t in job["tasks"] if t["task_key"] == "tune")["python_wheel_task"]["parameters"]
-    args = build_parser().parse_args(["tune", *[_resolve(p, job) for p in tune]])
+    args = _parsed("spark_recs_tune", "tune")
     assert args.train_best and args.register_as == "main.recs.gru4rec" and args.alias == "tuned"
     settings = dict(s.split("=", 1) for s in args.set)
     assert settings == {
@@ -180,9 +185,8 @@ def test_the_schedule_is_paused_in_dev_and_runs_in_prod():
     schedule = JOBS["spark_recs_pipeline"]["schedule"]
     fields = schedule["quartz_cron_expression"].split()
     assert len(fields) in (6, 7) and schedule["timezone_id"] == "UTC"
-    job = JOBS["spark_recs_pipeline"]
-    assert _resolve(schedule["pause_status"], job, "dev") == "PAUSED"
-    assert _resolve(schedule["pause_status"], job, "prod") == "UNPAUSED"
+    assert THE_BUNDLE.resolve(schedule["pause_status"], "dev") == "PAUSED"
+    assert THE_BUNDLE.resolve(schedule["pause_status"], "prod") == "UNPAUSED"
     assert (
         BUNDLE["targets"]["dev"]["mode"] == "development"
         and BUNDLE["targets"]["prod"]["mode"] == "production"
@@ -239,23 +243,12 @@ QUARTZ_FIELDS = [  # seconds, minutes, hours, day of month, month, day of week, 
 ]
 
 
-def _resolved(value, target: str):
-    """``value`` with every ``${...}`` reference in its strings resolved for ``target``."""
-    if isinstance(value, str):
-        return _bundle_value(value, target)
-    if isinstance(value, list):
-        return [_resolved(v, target) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolved(v, target) for k, v in value.items()}
-    return value
-
-
 @pytest.mark.parametrize("target", sorted(BUNDLE["targets"]))
 def test_every_resource_loads_into_the_databricks_bundle_classes(target):
     assert set(RESOURCES) == set(RESOURCE_CLASSES)
     for kind, items in RESOURCES.items():
         for name, spec in items.items():
-            resolved = _resolved(spec, target)
+            resolved = THE_BUNDLE.resolve(spec, target)
             assert "${" not in str(resolved), f"{kind}.{name}: unresolved reference in {resolved}"
             loaded = RESOURCE_CLASSES[kind].from_dict(resolved)
             assert loaded.as_dict() == resolved, f"{kind}.{name} does not round-trip"
@@ -308,7 +301,7 @@ def test_schedules_are_valid_quartz_expressions(name):
 
 
 def test_the_serverless_job_declares_its_environment_and_no_cluster():
-    job = Job.from_dict(_resolved(JOBS["spark_recs_pipeline_serverless"], "dev"))
+    job = Job.from_dict(THE_BUNDLE.resolve(JOBS["spark_recs_pipeline_serverless"], "dev"))
     assert not job.job_clusters
     environments = {e.environment_key: e.spec for e in job.environments}
     for task in job.tasks:
@@ -318,19 +311,74 @@ def test_the_serverless_job_declares_its_environment_and_no_cluster():
 
 def test_registered_models_are_unity_catalog_three_part_names():
     for name, spec in RESOURCES["registered_models"].items():
-        model = RegisteredModel.from_dict(_resolved(spec, "prod"))
+        model = RegisteredModel.from_dict(THE_BUNDLE.resolve(spec, "prod"))
         assert model.catalog_name and model.schema_name and "." not in model.name, name
 
 
 @pytest.mark.parametrize("name", ["spark_recs_pipeline", "spark_recs_pipeline_serverless"])
 def test_the_pipeline_scores_the_champion_never_the_unvetted_challenger(name):
-    job = JOBS[name]
-    tasks = {t["task_key"]: t["python_wheel_task"]["parameters"] for t in job["tasks"]}
-    promote = build_parser().parse_args(["promote", *[_resolve(p, job) for p in tasks["promote"]]])
+    promote = _parsed(name, "promote")
     assert promote.registered_model == "main.recs.gru4rec" and promote.set == [
         "promotion.challenger=challenger"
     ]
-    recommend = build_parser().parse_args(
-        ["recommend", *[_resolve(p, job) for p in tasks["batch_recommend"]]]
-    )
-    assert recommend.model == "models:/main.recs.gru4rec@champion"
+    assert _parsed(name, "batch_recommend").model == "models:/main.recs.gru4rec@champion"
+
+
+# ---- MultiEval fanned out over job tasks ---------------------------------------------------------------
+
+
+def test_the_multieval_job_plans_runs_every_slice_as_its_own_task_and_collects():
+    job = JOBS["spark_recs_multieval"]
+    assert [t["task_key"] for t in task_order(job)] == ["plan", "runs", "collect"]
+    assert {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in job["tasks"]} == {
+        "plan": [],
+        "runs": ["plan"],
+        "collect": ["runs"],
+    }
+    plan, collect = _parsed("spark_recs_multieval", "plan"), _parsed("spark_recs_multieval", "collect")
+    assert plan.plan and not plan.collect and plan.runs is None
+    assert collect.collect and not collect.plan and collect.runs is None
+    runs = next(t for t in job["tasks"] if t["task_key"] == "runs")
+    slices = for_each_inputs(runs)
+    assert json.loads(runs["for_each_task"]["inputs"]) == slices  # a JSON list, as Databricks requires
+    for item in slices:
+        args = build_parser().parse_args(
+            ["multieval", *_arguments("spark_recs_multieval", runs["for_each_task"]["task"], item)]
+        )
+        assert args.runs == [item] and not args.plan and not args.collect
+        assert (args.config, args.set) == (plan.config, plan.set)  # every task: the same config and folder
+    settings = dict(s.split("=", 1) for s in plan.set)
+    assert settings == {
+        "data.ratings": "main.recs.ratings",
+        "evaluation.path": "/Volumes/main/recs/multieval/ml-latest-small",
+        "evaluation.results_table": "main.recs.multieval_runs",
+        "evaluation.experiment": "/Users/someone@example.com/spark_recs-dev",
+    }
+    # The slices cover every run of the job's config exactly once.
+    config = load_config(plan.config, plan.set, schema="multieval")
+    count = config["split"]["partitions"] * len(config["algorithms"])
+    covered = [run_ids(item, count) for item in slices]
+    assert sorted(i for ids in covered for i in ids) == list(range(1, count + 1))
+
+
+def test_a_local_run_refuses_what_it_cannot_resolve_before_running_anything(tmp_path):
+    with pytest.raises(ValueError, match=r"no parameter\(s\) \['ratngs'\]; its parameters: config, ratings"):
+        run_job(THE_BUNDLE, "spark_recs_multieval", target="dev", params={"ratngs": "x"}, logs=tmp_path)
+    with pytest.raises(ValueError, match="no job 'spark_recs_multi'; its jobs: spark_recs_multieval"):
+        run_job(THE_BUNDLE, "spark_recs_multi", target="dev", logs=tmp_path)
+    with pytest.raises(ValueError, match="target 'test' is not one of the bundle's"):
+        run_job(THE_BUNDLE, "spark_recs_multieval", target="test", logs=tmp_path)
+    task = {"task_key": "t", "python_wheel_task": {"parameters": ["{{job.run_id}}"]}}
+    with pytest.raises(ValueError, match=r"task t: \{\{job.run_id\}\} cannot be resolved on this machine"):
+        task_arguments(task, {})
+    looped = {
+        "tasks": [
+            {"task_key": "a", "depends_on": [{"task_key": "b"}]},
+            {"task_key": "b", "depends_on": [{"task_key": "a"}]},
+        ]
+    }
+    with pytest.raises(ValueError, match=r"tasks \['a', 'b'\] depend on each other"):
+        task_order(looped)
+    with pytest.raises(ValueError, match="must be a JSON list"):
+        for_each_inputs({"task_key": "f", "for_each_task": {"inputs": '{"a": 1}'}})
+    assert not list(tmp_path.iterdir())  # nothing ran, no log written

@@ -16,7 +16,18 @@ from spark_recs.cli import main
 from spark_recs.config import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-COMMANDS = ["demo", "prepare", "train", "evaluate", "tune", "promote", "recommend", "predict", "multieval"]
+COMMANDS = [
+    "demo",
+    "prepare",
+    "train",
+    "evaluate",
+    "tune",
+    "promote",
+    "recommend",
+    "predict",
+    "multieval",
+    "job",
+]
 
 
 def _error_line(capsys) -> str:

@@ -25,6 +25,14 @@ def test_demo_runs_end_to_end_and_tracks_the_run(spark, mlflow_uri, tmp_path, ca
     assert run["metrics.rows_in"] == run["metrics.rows_accepted"] + run["metrics.rows_rejected"]
     assert 0 < run["metrics.mrr_at_20"] <= run["metrics.recall_at_20"] <= 1
     assert run["params.model"] == "Popular"
+    # The run spans the job: it holds every step's duration, and lasts at least as long as they do.
+    steps = ["load", "split", "index", "train", "recommend", "evaluate", "log"]
+    seconds = [run[f"metrics.{step}_seconds"] for step in steps]
+    assert all(s > 0 for s in seconds)
+    assert (run["end_time"] - run["start_time"]).total_seconds() >= sum(seconds)
+    assert run["tags.spark_recs.engine"] == "classic" and run["tags.spark_recs.storage_format"] == "parquet"
+    assert run["tags.data.input"].startswith("synthetic(n_events=30000")
+    assert run["tags.data.output"] == str(out)
 
     recs = pd.read_parquet(out / "recommendations")
     assert set(recs.columns) == {"SessionId", "position", "rank", "item", "score"}

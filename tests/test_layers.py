@@ -34,6 +34,7 @@ LAYERS = {
     "spark_recs.config": 4,
     "spark_recs.gru4rec": 4,
     "spark_recs.cli": 5,
+    "spark_recs.bundle": 5,
 }
 NAMES = ["core", "data", "models", "evaluation/serving", "tasks", "cli"]
 

@@ -289,6 +289,7 @@ def session_rank_counts(
     item_key: str = "ItemId",
     session_key: str = "SessionId",
     time_key: str = "Time",
+    observe=None,
 ) -> tuple[RankCounts, int, int]:
     """Next-item ranks of ``model`` on the sessions of ``test_data``: ``(RankCounts, n_sessions, n_dropped)``.
 
@@ -296,7 +297,8 @@ def session_rank_counts(
     its items after the session's events so far and the next event's item is the target. Test events on
     items the model does not know are dropped first (``n_dropped``); ``n_sessions`` counts the sessions with
     at least one target. ``model`` has ``item_indices`` (-1: unknown) and ``next_item_scores(items, offsets,
-    batch_size)`` yielding ``(scores, targets)`` batches (GRU4Rec's).
+    batch_size)`` yielding ``(scores, targets)`` batches (GRU4Rec's). ``observe(scores)``, when given,
+    sees every batch of scores (e.g. to count the items recommended).
     """
     check_tie_mode(mode)
     missing = [c for c in (session_key, item_key, time_key) if c not in test_data.columns]
@@ -318,5 +320,7 @@ def session_rank_counts(
     batches = model.next_item_scores(data["_item"].to_numpy(np.int64), offsets, batch_size=batch_size)
     for scores, targets in batches:
         counts.add(target_ranks(scores, targets, mode))
+        if observe is not None:
+            observe(scores)
     n_sessions = int((np.diff(offsets) > 1).sum())
     return counts, n_sessions, int((~known).sum())

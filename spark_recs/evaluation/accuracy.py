@@ -27,7 +27,9 @@ classic Spark's (``log(x) / log(2)``) and pysail's can differ in the last bit.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +40,9 @@ from pyspark.sql import DataFrame as SparkDataFrame
 from pyspark.sql import functions as F
 
 from spark_recs.core import ranking
+from spark_recs.data.io import collect_columns
+
+from .ordered import ordered_mean, ordered_sum
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +53,6 @@ TOPN_METRICS = ("precision", "recall", "hit", "recip_rank", *ranking.DISCOUNTS)
 # --------------------------------------------------------------------------------------------------
 # Rating prediction
 # --------------------------------------------------------------------------------------------------
-
-
-def ordered_sum(values: Column) -> Column:
-    """Sum of a group's non-null ``values`` in ascending order (0.0 for none): the same bits whatever order
-    the rows come in (Spark's ``sum`` adds in arrival order, which changes with the partitioning)."""
-    return F.aggregate(F.array_sort(F.collect_list(values.cast("double"))), F.lit(0.0), lambda t, v: t + v)
-
-
-def ordered_mean(values: Column) -> Column:
-    """Mean of a group's non-null ``values`` (null for none), summed as by :func:`ordered_sum`."""
-    n = F.count(values)
-    return F.when(n > 0, ordered_sum(values) / n)
 
 
 def _check_missing_mode(missing: str) -> None:
@@ -494,6 +487,40 @@ class RecListAnalysis:
         if not isinstance(recs, pd.DataFrame) or not isinstance(truth, pd.DataFrame):
             raise TypeError("recs and truth must be pandas or Spark DataFrames")
         return self._compute_pandas(recs, truth, include_missing)
+
+    def beyond_accuracy(self, recs, train, k: int, item_vectors: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The beyond-accuracy metrics at ``k`` (:func:`~spark_recs.evaluation.beyond.beyond_accuracy`:
+        coverage, Gini, novelty, popularity, personalisation; diversity given ``item_vectors``) of the
+        lists in ``recs`` (pandas or Spark) against ``train``, the interactions they were made from: one
+        row per combination of the group columns other than the user column (each run: ``RunId``), in
+        sorted order; one row when there are none."""
+        from .beyond import beyond_accuracy
+
+        skip = {*self.DEFAULT_SKIP_COLS, self.item_column, self.rank_column, self.user_column}
+        group = self.group_cols if self.group_cols is not None else [c for c in recs.columns if c not in skip]
+        context = [c for c in group if c != self.user_column]
+        names = {"user": self.user_column, "item": self.item_column, "rank": self.rank_column}
+
+        def measured(lists) -> dict[str, float]:
+            return beyond_accuracy(lists, train, k, item_vectors=item_vectors, **names)
+
+        if not context:
+            return pd.DataFrame([measured(recs)])
+        if isinstance(recs, SparkDataFrame):
+            keys = collect_columns(recs.select(*context).distinct(), context)
+        else:
+            keys = recs[context].drop_duplicates()
+        rows = []
+        for values in keys.sort_values(context).itertuples(index=False):
+            chosen = dict(zip(context, values))
+            if isinstance(recs, SparkDataFrame):
+                lists = recs.where(
+                    functools.reduce(operator.and_, [F.col(c) == v for c, v in chosen.items()])
+                )
+            else:
+                lists = recs.loc[(recs[context] == pd.Series(chosen)).all(axis=1)]
+            rows.append(chosen | measured(lists))
+        return pd.DataFrame(rows)
 
     def summary(self, per_list) -> dict[str, float]:
         """The mean of every metric column of a :meth:`compute` result (pandas or Spark), over all its rows:

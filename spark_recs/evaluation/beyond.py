@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from spark_recs.core import ranking
 from spark_recs.data.io import collect_columns
 
-from .accuracy import ordered_mean
+from .ordered import ordered_mean
 
 #: What :func:`beyond_accuracy` returns, with ``@k`` (``diversity`` only with item vectors).
 BEYOND_METRICS = ("coverage", "gini", "novelty", "popularity", "personalisation", "diversity")
@@ -81,20 +81,28 @@ def beyond_accuracy(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     items, n_lists, n_users = item_exposure(recs, train, k, user=user, item=item, rank=rank)
-    known = items[items["popularity"] > 0]
-    exposure = known["exposure"].to_numpy()
-    metrics = {
-        f"coverage@{k}": ranking.coverage(exposure),
-        f"gini@{k}": ranking.gini(exposure),
-        f"novelty@{k}": ranking.exposure_mean(
-            exposure, ranking.self_information(known["popularity"].to_numpy(), n_users)
-        ),
-        f"popularity@{k}": ranking.exposure_mean(exposure, known["popularity"].to_numpy()),
-        f"personalisation@{k}": ranking.personalisation(items["exposure"].to_numpy(), n_lists, k),
-    }
+    popularity, exposure = items["popularity"].to_numpy(), items["exposure"].to_numpy()
+    metrics = exposure_metrics(popularity, exposure, n_lists, n_users, k)
     if item_vectors is not None:
         metrics[f"diversity@{k}"] = _diversity(recs, item_vectors, k, user, item, rank)
     return metrics
+
+
+def exposure_metrics(
+    popularity: np.ndarray, exposure: np.ndarray, n_lists: int, n_users: int, k: int
+) -> dict[str, float]:
+    """``coverage@k``, ``gini@k``, ``novelty@k``, ``popularity@k`` and ``personalisation@k`` from integer
+    counts aligned by item: ``popularity`` (training users), ``exposure`` (top-``k`` lists holding it), of
+    ``n_lists`` lists and ``n_users`` training users. The catalogue is the items with training users."""
+    known = popularity > 0
+    shown, users = exposure[known], popularity[known]
+    return {
+        f"coverage@{k}": ranking.coverage(shown),
+        f"gini@{k}": ranking.gini(shown),
+        f"novelty@{k}": ranking.exposure_mean(shown, ranking.self_information(users, n_users)),
+        f"popularity@{k}": ranking.exposure_mean(shown, users),
+        f"personalisation@{k}": ranking.personalisation(exposure, n_lists, k),
+    }
 
 
 def _list_distances(vectors: dict, user: str, item: str, rank: str):

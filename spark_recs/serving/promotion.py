@@ -104,9 +104,13 @@ def promote(
     champion_alias: str = "champion",
     experiment: str = "spark_recs-promote",
     tracking_uri: str | None = None,
+    spark=None,
+    data: Mapping[str, object] | None = None,
 ) -> Decision:
     """Score ``registered_model@challenger_alias`` and ``@champion_alias`` with ``score`` and move the
-    champion alias to the challenger when :func:`decide` says so; everything goes to one MLflow run."""
+    champion alias to the challenger when :func:`decide` says so; everything goes to one MLflow run
+    (tagged with the ``spark`` session's engine and the ``data`` scored, as
+    :func:`~spark_recs.tracking.run_tags` says)."""
     from spark_recs.runtime import configure_mlflow
     from spark_recs.tracking import log_metrics_clean, log_params_flat, tracked_run
 
@@ -120,7 +124,8 @@ def promote(
     champion_version = _version(client, registered_model, champion_alias)
     if champion_version == challenger_version:
         raise ValueError(f"{registered_model}@{challenger_alias} is already @{champion_alias}")
-    with tracked_run(experiment, f"promote-{registered_model}", tracking_uri=tracking_uri) as run:
+    run_name = f"promote-{registered_model}"
+    with tracked_run(experiment, run_name, tracking_uri=tracking_uri, spark=spark, data=data) as run:
         log_params_flat(
             {"registered_model": registered_model, "primary": primary, "margin": margin}
             | {f"guard.{name}": tolerance for name, tolerance in (guards or {}).items()}

@@ -9,9 +9,9 @@ the notebooks run every job through this registry: ``run("train", spark, config,
 kind       module                    steps
 ========== ========================= ============================
 gru4rec    :mod:`.gru4rec`           prepare, train, evaluate, tune, promote
-rl         :mod:`.rl`                train
+rl         :mod:`.rl`                train, tune, promote
 gym        :mod:`.gym`               train
-multieval  :mod:`.multieval`         multieval
+multieval  :mod:`.multieval`         multieval, plan, collect, tune
 demo       :mod:`.demo`              demo
 ========== ========================= ============================
 """
@@ -35,7 +35,12 @@ TASKS: dict[str, Task] = {
         ),
         Task("rl", f"{__name__}.rl", ("train", "tune", "promote"), "a recnn-style RL actor on ratings"),
         Task("gym", f"{__name__}.gym", ("train",), "PPO on the MovieLens rating Gym"),
-        Task("multieval", f"{__name__}.multieval", ("multieval", "tune"), "a LensKit-style comparison"),
+        Task(
+            "multieval",
+            f"{__name__}.multieval",
+            ("multieval", "plan", "collect", "tune"),
+            "a LensKit-style comparison",
+        ),
         Task("demo", f"{__name__}.demo", ("demo",), "the end-to-end demo job"),
     )
 }

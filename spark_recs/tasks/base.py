@@ -63,7 +63,8 @@ class Trained:
 @dataclass(frozen=True)
 class Task:
     """One job kind: the module holding its config schema (``schema()``) and its steps, each named like
-    the ``spark-recs`` command that runs it and called as ``step(spark, config, ...)``."""
+    the ``spark-recs`` command that runs it (or its option: ``multieval --plan``, ``--collect``) and
+    called as ``step(spark, config, ...)``."""
 
     kind: str
     module: str
@@ -104,8 +105,18 @@ def promotion_section(primary: str) -> Section:
     }
 
 
-def promote_with(settings: dict, registered_model: str, score, *, experiment: str, tracking_uri: str | None):
-    """Run the gate of a ``promotion`` section for ``registered_model`` with ``score(model_uri)``."""
+def promote_with(
+    settings: dict,
+    registered_model: str,
+    score,
+    *,
+    experiment: str,
+    tracking_uri: str | None,
+    spark=None,
+    data: dict | None = None,
+):
+    """Run the gate of a ``promotion`` section for ``registered_model`` with ``score(model_uri)`` (its
+    run tagged with the ``spark`` engine and the ``data`` scored)."""
     from spark_recs.serving.promotion import parse_guards, promote
 
     decision = promote(
@@ -118,6 +129,8 @@ def promote_with(settings: dict, registered_model: str, score, *, experiment: st
         champion_alias=settings["champion"],
         experiment=experiment,
         tracking_uri=tracking_uri,
+        spark=spark,
+        data=data,
     )
     note(decision.line)
     return decision

@@ -3,7 +3,6 @@ split, train, batch-recommend, evaluate, track."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -139,42 +138,43 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> DemoResul
         or f"synthetic(n_events={cfg.n_events}, n_items={cfg.n_items}, seed={cfg.seed})"
     )
 
-    with steps.step(f"Load and validate {source}"):
-        if cfg.sessions:
-            checked = read_sessions(spark, cfg.sessions, "sessions", **keys, sep=cfg.sep)
-        elif cfg.ratings:
-            checked = read_ratings(spark, cfg.ratings, "ratings", sep=cfg.sep)
-        else:
-            checked = synthetic_log(spark, cfg.n_events, cfg.n_items, seed=cfg.seed, **keys)
-        print(f"    {checked.summary()}")
-    with steps.step(f"Preprocess and split (test = sessions ending in the last {cfg.test_days:g} day(s))"):
-        kept = preprocess_sessions(checked.accepted, **keys).cache()
-        split = time_split(kept.kept, cfg.test_days, **keys).cache()
-        counts = split.counts() | {f"preprocess:{k}": v for k, v in kept.counts().items() if k != "kept"}
-        print(f"    train {counts['train']:,} events, test {counts['test']:,} events")
-    with steps.step("Index items"):
-        items = IdIndex.fit(split.train, cfg.item_key, unknown="drop")
-        train = items.transform(split.train)
-        test = cached(items.transform(split.test))
-        print(f"    {items.size:,} items")
-    with steps.step("Train Popular"):
-        start = time.perf_counter()
-        model = Popular().fit(
-            train.select(F.col(cfg.session_key).alias("user"), F.col(cfg.item_key).alias("item"))
-        )
-        train_time = time.perf_counter() - start
-    with steps.step(f"Recommend the top {cfg.n} after every test event (pandas UDF)"):
-        start = time.perf_counter()
-        recs = recommend_sessions(model, test, cfg.n, every_prefix=True, **keys)
-        fmt = write_table(items.inverse_transform(recs, "item"), str(out / "recommendations"))
-        recs = spark.read.format(fmt).load(str(out / "recommendations"))
-        rec_time = time.perf_counter() - start
-    with steps.step(f"Evaluate Recall/MRR@{cfg.cutoffs}"):
-        targets = items.inverse_transform(next_item_targets(test, **keys), "target")
-        metrics = next_item_metrics(recs, targets, cfg.cutoffs, session_key=cfg.session_key)
-        write_table(checked.rejected, str(out / "rejected"))
-    with steps.step("Log to MLflow"):
-        with tracked_run(cfg.experiment, "demo-popular", tracking_uri=cfg.tracking_uri) as run:
+    data = {"input": source, "output": out}
+    with tracked_run(
+        cfg.experiment, "demo-popular", tracking_uri=cfg.tracking_uri, spark=spark, data=data
+    ) as run:
+        with steps.step(f"Load and validate {source}", "load"):
+            if cfg.sessions:
+                checked = read_sessions(spark, cfg.sessions, "sessions", **keys, sep=cfg.sep)
+            elif cfg.ratings:
+                checked = read_ratings(spark, cfg.ratings, "ratings", sep=cfg.sep)
+            else:
+                checked = synthetic_log(spark, cfg.n_events, cfg.n_items, seed=cfg.seed, **keys)
+            print(f"    {checked.summary()}")
+        with steps.step(
+            f"Preprocess and split (test = sessions ending in the last {cfg.test_days:g} day(s))", "split"
+        ):
+            kept = preprocess_sessions(checked.accepted, **keys).cache()
+            split = time_split(kept.kept, cfg.test_days, **keys).cache()
+            counts = split.counts() | {f"preprocess:{k}": v for k, v in kept.counts().items() if k != "kept"}
+            print(f"    train {counts['train']:,} events, test {counts['test']:,} events")
+        with steps.step("Index items", "index"):
+            items = IdIndex.fit(split.train, cfg.item_key, unknown="drop")
+            train = items.transform(split.train)
+            test = cached(items.transform(split.test))
+            print(f"    {items.size:,} items")
+        with steps.step("Train Popular", "train"):
+            model = Popular().fit(
+                train.select(F.col(cfg.session_key).alias("user"), F.col(cfg.item_key).alias("item"))
+            )
+        with steps.step(f"Recommend the top {cfg.n} after every test event (pandas UDF)", "recommend"):
+            recs = recommend_sessions(model, test, cfg.n, every_prefix=True, **keys)
+            fmt = write_table(items.inverse_transform(recs, "item"), str(out / "recommendations"))
+            recs = spark.read.format(fmt).load(str(out / "recommendations"))
+        with steps.step(f"Evaluate Recall/MRR@{cfg.cutoffs}", "evaluate"):
+            targets = items.inverse_transform(next_item_targets(test, **keys), "target")
+            metrics = next_item_metrics(recs, targets, cfg.cutoffs, session_key=cfg.session_key)
+            write_table(checked.rejected, str(out / "rejected"))
+        with steps.step("Log to MLflow", "log"):
             mlflow.log_params(
                 {"data": source, "model": "Popular", "n": cfg.n, "seed": cfg.seed, "test_days": cfg.test_days}
             )
@@ -185,8 +185,6 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> DemoResul
                     "rows_accepted": checked.n_accepted,
                     "rows_rejected": checked.n_rejected,
                     "n_items": items.size,
-                    "train_seconds": train_time,
-                    "recommend_seconds": rec_time,
                 }
                 | {k.replace(":", "_"): v for k, v in counts.items()}
             )

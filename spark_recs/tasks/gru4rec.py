@@ -224,24 +224,30 @@ def train(
     tracking = mlflow_settings(MLFLOW_DEFAULTS, experiment, register_as, alias)
     keys, model_cfg = config["data"], config["model"]
     steps = Steps(3)
-    with steps.step(f"Load prepared sessions from {prepared}"):
-        columns = SessionColumns(**keys).names  # only what the model reads
-        train_df = collect_columns(read_prepared(spark, prepared, "train"), columns)
-        valid_df = collect_columns(read_prepared(spark, prepared, "valid"), columns)
-        if include_valid:  # concatenated here: a union's row order differs between engines
-            train_df, valid_df = pd.concat([train_df, valid_df], ignore_index=True), valid_df.iloc[:0]
-        fit_on = "train+valid" if include_valid else "train"
-        note(f"{fit_on} {len(train_df):,} events, valid {len(valid_df):,} events")
-    valid = valid_df if len(valid_df) else None
-    gru = build_model(config)
-    with tracked_run(tracking["experiment"], "train-gru4rec", tracking_uri=tracking_uri) as run:
+    fit_on = "train+valid" if include_valid else "train"
+    data = {"input": prepared, "model_save": config["paths"]["model_save"]}
+    run_name = "train-gru4rec"
+    with tracked_run(
+        tracking["experiment"], run_name, tracking_uri=tracking_uri, spark=spark, data=data
+    ) as run:
         for name in ("model", "data", "data_split", "training", "evaluation"):
             log_params_flat(config[name], f"{name}.")
         mlflow.set_tags({"input": prepared, "kind": "gru4rec", "fit_on": fit_on})
+        with steps.step(f"Load prepared sessions from {prepared}", "load"):
+            columns = SessionColumns(**keys).names  # only what the model reads
+            train_df = collect_columns(read_prepared(spark, prepared, "train"), columns)
+            valid_df = collect_columns(read_prepared(spark, prepared, "valid"), columns)
+            if include_valid:  # concatenated here: a union's row order differs between engines
+                train_df, valid_df = pd.concat([train_df, valid_df], ignore_index=True), valid_df.iloc[:0]
+            note(f"{fit_on} {len(train_df):,} events, valid {len(valid_df):,} events")
+        valid = valid_df if len(valid_df) else None
+        gru = build_model(config)
         callback = _epoch_logger(valid, config, model_cfg["n_epochs"])
-        with steps.step(f"Train GRU4Rec ({model_cfg['n_epochs']} epochs, layers {model_cfg['layers']})"):
+        with steps.step(
+            f"Train GRU4Rec ({model_cfg['n_epochs']} epochs, layers {model_cfg['layers']})", "train"
+        ):
             gru.fit(train_df, **config["training"], **keys, valid=valid, epoch_callback=callback)
-        with steps.step("Save, log and register the model"):
+        with steps.step("Save, log and register the model", "register"):
             model_path = config["paths"]["model_save"]
             if model_path:
                 gru.save(model_path)
@@ -283,7 +289,9 @@ def _epoch_logger(valid: pd.DataFrame | None, config: dict, n_epochs: int):
 
 @dataclass(frozen=True)
 class Evaluated:
-    """What :func:`evaluate` measured: ``recall@N``/``mrr@N``, the counts behind them, its MLflow run."""
+    """What :func:`evaluate` measured: ``recall@N``/``mrr@N`` and the beyond-accuracy figures at each N
+    (``coverage@N``, ``gini@N``, ``novelty@N``, ``popularity@N``, ``personalisation@N``, against the
+    prepared train sessions), the counts behind them, its MLflow run."""
 
     metrics: dict[str, float]
     counts: dict[str, int]
@@ -298,6 +306,12 @@ def evaluated_model(config: dict, model: str | None) -> str:
             "evaluate needs --model (a model path or MLflow URI), or paths.model_load in the config"
         )
     return reference
+
+
+def session_metrics(result) -> dict[str, float]:
+    """``recall@N``, ``mrr@N`` and the beyond-accuracy figures (``coverage@N``, ...) of an evaluation."""
+    recall = {f"recall@{c}": v for c, v in result.recall.items()}
+    return recall | {f"mrr@{c}": v for c, v in result.mrr.items()} | result.beyond
 
 
 def evaluate(
@@ -325,33 +339,33 @@ def evaluate(
 
     reference = evaluated_model(config, model)
     steps = Steps(2)
-    with steps.step(f"Load model {reference} and the test sessions"):
-        loaded = load_reference(reference, tracking_uri).model
-        if isinstance(loaded, Recommender):
-            raise ValueError(
-                f"{reference} is a user model ({type(loaded).__name__}); evaluate scores session models: "
-                "compare user models with `spark-recs multieval`"
-            )
-        test = read_prepared(spark, prepared, "test")
     settings = config["evaluation"]
-    with steps.step(f"Evaluate Recall/MRR@{settings['cutoff']} ({settings['mode']} ties)"):
-        result = evaluate_sessions(loaded, test, **settings, **config["data"], model_dir=model_dir)
-        if not result.n_predictions:
-            raise ValueError(
-                f"nothing to score in {prepared_location(prepared, 'test')}: no session has two events on "
-                f"items the model knows ({result.n_dropped_events:,} events on unknown items); check that the "
-                "model was trained on these prepared sessions and that data_split.test_fraction > 0"
-            )
-    metrics = {f"recall@{c}": v for c, v in result.recall.items()} | {
-        f"mrr@{c}": v for c, v in result.mrr.items()
-    }
-    counts = {
-        "n_predictions": result.n_predictions,
-        "n_sessions": result.n_sessions,
-        "n_dropped_events": result.n_dropped_events,
-    }
-    with tracked_run(experiment, "evaluate", tracking_uri=tracking_uri) as run:
+    data = {"input": prepared, "model": reference}
+    with tracked_run(experiment, "evaluate", tracking_uri=tracking_uri, spark=spark, data=data) as run:
         mlflow.log_params({"model": str(reference), "input": prepared, "mode": settings["mode"]})
+        with steps.step(f"Load model {reference} and the test sessions", "load"):
+            loaded = load_reference(reference, tracking_uri).model
+            if isinstance(loaded, Recommender):
+                raise ValueError(
+                    f"{reference} is a user model ({type(loaded).__name__}); evaluate scores session models: "
+                    "compare user models with `spark-recs multieval`"
+                )
+            test, train = read_prepared(spark, prepared, "test"), read_prepared(spark, prepared, "train")
+        with steps.step(f"Evaluate Recall/MRR@{settings['cutoff']} ({settings['mode']} ties)", "evaluate"):
+            keys = config["data"]
+            result = evaluate_sessions(loaded, test, **settings, **keys, model_dir=model_dir, train=train)
+            if not result.n_predictions:
+                raise ValueError(
+                    f"nothing to score in {prepared_location(prepared, 'test')}: no session has two events on "
+                    f"items the model knows ({result.n_dropped_events:,} events on unknown items); check that "
+                    "the model was trained on these prepared sessions and that data_split.test_fraction > 0"
+                )
+        metrics = session_metrics(result)
+        counts = {
+            "n_predictions": result.n_predictions,
+            "n_sessions": result.n_sessions,
+            "n_dropped_events": result.n_dropped_events,
+        }
         log_metrics_clean(metrics | counts)
     return Evaluated(metrics, counts, run.info.run_id)
 
@@ -462,12 +476,15 @@ def tune(
 
 def check_promotion(config: dict) -> dict[str, float]:
     """The guards of the config's ``promotion`` section, its metrics checked against what ``evaluate``
-    measures (``recall@N``, ``mrr@N`` at the ``evaluation.cutoff`` values), before Spark starts."""
+    measures (``recall@N``, ``mrr@N`` and the beyond-accuracy figures at the ``evaluation.cutoff``
+    values), before Spark starts."""
+    from spark_recs.evaluation.beyond import BEYOND_METRICS
     from spark_recs.serving.promotion import parse_guards
 
     settings = config["promotion"]
     guards = parse_guards(settings["guards"] or [])
-    measured = [f"{m}@{c}" for c in config["evaluation"]["cutoff"] for m in ("recall", "mrr")]
+    names = ("recall", "mrr", *(m for m in BEYOND_METRICS if m != "diversity"))
+    measured = [f"{m}@{c}" for c in config["evaluation"]["cutoff"] for m in names]
     for name in (settings["primary"], *guards):
         if name not in measured:
             raise ConfigError(f"promotion: {name!r} is not measured; evaluate gives {measured}")
@@ -492,17 +509,24 @@ def promote(
 
     check_promotion(config)
     settings = config["promotion"]
-    test = read_prepared(spark, prepared, "test")
+    test, train = read_prepared(spark, prepared, "test"), read_prepared(spark, prepared, "train")
 
     def score(uri: str) -> dict[str, float]:
         model = load_reference(uri, tracking_uri).model
-        result = evaluate_sessions(model, test, **config["evaluation"], **config["data"], model_dir=model_dir)
-        return {f"recall@{c}": v for c, v in result.recall.items()} | {
-            f"mrr@{c}": v for c, v in result.mrr.items()
-        }
+        keys = config["data"]
+        result = evaluate_sessions(
+            model, test, **config["evaluation"], **keys, model_dir=model_dir, train=train
+        )
+        return session_metrics(result)
 
     with Steps(1).step(f"Score {registered_model}@{settings['challenger']} and @{settings['champion']}"):
         decision = promote_with(
-            settings, registered_model, score, experiment=experiment, tracking_uri=tracking_uri
+            settings,
+            registered_model,
+            score,
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+            spark=spark,
+            data={"input": prepared},
         )
     return decision

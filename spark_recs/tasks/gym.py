@@ -85,18 +85,23 @@ def train(
     torch.set_num_threads(ppo_config["threads"])
     steps = Steps(4)
     try:
-        with steps.step("load ml-100k"):
-            fold = data_config["fold"] if data_config["split"] == "fold" else None
-            data = RatingData.load(data_config["path"], fold=fold, split=data_config["split"], spark=spark)
-        with tracked_run(tracking["experiment"], tracking["run_name"], tracking_uri=tracking_uri) as run:
+        data_path, run_name = data_config["path"], tracking["run_name"]
+        with tracked_run(
+            tracking["experiment"],
+            run_name,
+            tracking_uri=tracking_uri,
+            spark=spark,
+            data={"ratings": data_path},
+        ) as run:
             log_params_flat(flat(config | {"mlflow": tracking}))
+            with steps.step("load ml-100k", "load"):
+                fold = data_config["fold"] if data_config["split"] == "fold" else None
+                data = RatingData.load(data_path, fold=fold, split=data_config["split"], spark=spark)
             log_params_flat({"train_rows": len(data.train), "test_rows": len(data.test)})
-            with steps.step(f"train PPO for {ppo_config['total_timesteps']} steps"):
-                start = time.perf_counter()
+            with steps.step(f"train PPO for {ppo_config['total_timesteps']} steps", "train"):
                 agent, curve = train_ppo(data, config["env"], ppo_config)
-                train_seconds = time.perf_counter() - start
             _log_curve(run.info.run_id, curve)
-            with steps.step("evaluate PPO and the baselines on the test rows"):
+            with steps.step("evaluate PPO and the baselines on the test rows", "evaluate"):
                 policy = policy_from_ppo(agent, data, ppo_config["hidden"])
                 table = evaluate(data, policy, config["baselines"], ppo_config["seed"])
             metrics = {
@@ -104,9 +109,9 @@ def train(
                 for row in table.to_dict("records")
                 for metric in (*METRICS, *[f"share_{k}" for k in range(1, N_RATINGS + 1)])
             }
-            log_metrics_clean({**metrics, "train_seconds": train_seconds})
+            log_metrics_clean(metrics)
             log_frame(table, "evaluation/gym_test.csv")
-            with steps.step("log and register the policy"):
+            with steps.step("log and register the policy", "register"):
                 logged = log_and_register(
                     policy, registered_model=tracking["registered_model"], alias=tracking["alias"]
                 )

@@ -1,12 +1,16 @@
 """The MultiEval job (``kind: multieval``): a LensKit-style comparison of user models over user crossfolds,
-run by :class:`~spark_recs.evaluation.multieval.MultiEval` and tracked in MLflow; ``tune`` searches the
-parameters of one of its algorithms."""
+run by :class:`~spark_recs.evaluation.multieval.MultiEval` and tracked in MLflow, in one step
+(``multieval``) or fanned out over job tasks (``plan``, then ``multieval`` with a slice of the runs per
+task, then ``collect``); ``tune`` searches the parameters of one of its algorithms."""
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import SparkSession
@@ -24,6 +28,9 @@ from .tuning import (
     space_shape,
     without_search,
 )
+
+if TYPE_CHECKING:
+    from spark_recs.evaluation import MultiEval
 
 #: The baselines a MultiEval config may name by class name.
 ALGORITHMS = {
@@ -88,6 +95,7 @@ SCHEMA: dict[str, Section | Callable] = {
         "predict": (True, Rule(bool)),
         "experiment": ("spark_recs-multieval", Rule(str)),
         "persist_data": (True, Rule(bool)),
+        "results_table": (None, Rule(str, nullable=True)),  # the runs table as a table or path too
     },
 }
 
@@ -103,35 +111,131 @@ def schema() -> dict[str, Section | Callable]:
     }
 
 
-def multieval(
-    spark: SparkSession, config: dict, *, runs: list[int] | None = None, tracking_uri: str | None = None
-) -> pd.DataFrame:
-    """Run a ``kind: multieval`` config (LensKit-style comparison of user models, tracked in MLflow);
-    returns the runs table (one row per RunId, with ``status``)."""
+def evaluation_of(
+    spark: SparkSession, config: dict, *, tracking_uri: str | None = None, combine: bool = True
+) -> MultiEval:
+    """The :class:`~spark_recs.evaluation.MultiEval` of a ``kind: multieval`` config in its folder
+    (:func:`multieval_path`), its folds persisted there when ``evaluation.persist_data``. The ratings are
+    read and split only when no persisted folds exist, so the tasks of a fanned-out job reuse the planning
+    task's. A folder planned with another config is refused (:func:`check_folder`)."""
     from spark_recs.data.split import partition_users
     from spark_recs.evaluation import MultiEval
 
     algorithms = build_algorithms(config["algorithms"])
-    source, split, evaluation = config["data"]["ratings"], config["split"], config["evaluation"]
-    checked = read_ratings(spark, source, "ratings (data.ratings)")
-    note(checked.summary())
-    folds = list(
-        partition_users(checked.accepted, split["partitions"], holdout_of(split), seed=split["seed"])
-    )
+    path, split, evaluation = multieval_path(config), config["split"], config["evaluation"]
+    check_folder(config, path)
+
+    def folds() -> list:
+        checked = read_ratings(spark, config["data"]["ratings"], "ratings (data.ratings)")
+        note(checked.summary())
+        holdout = holdout_of(split)
+        return list(partition_users(checked.accepted, split["partitions"], holdout, seed=split["seed"]))
+
     evaluator = MultiEval(
-        multieval_path(config),
+        path,
         predict=evaluation["predict"],
         recommend=evaluation["recommend"],
         experiment=evaluation["experiment"],
         tracking_uri=tracking_uri,
+        combine=combine,
+        spark=spark,
     )
     for name, algorithm in algorithms:
         evaluator.add_algorithms(algorithm, name=name)
     evaluator.add_datasets(folds, name=config["data"]["name"])
     if evaluation["persist_data"]:
         evaluator.persist_data()
-    evaluator.run(runs or None)
-    return evaluator.collect_results()
+    return evaluator
+
+
+def multieval(
+    spark: SparkSession, config: dict, *, runs=None, tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """Run a ``kind: multieval`` config (LensKit-style comparison of user models, tracked in MLflow);
+    returns the runs table of the runs done (one row per RunId, with ``status``). ``runs``: only those
+    (RunIds, ranges, slices ``k/n``: :func:`~spark_recs.evaluation.multieval.plan.run_ids`), one task of a
+    fan-out, which leaves the runs table and plots to :func:`collect`; else every run, then those."""
+    from spark_recs.evaluation.multieval.plan import run_ids
+
+    evaluator = evaluation_of(spark, config, tracking_uri=tracking_uri, combine=runs is None)
+    evaluator.run(runs)
+    results = evaluator.collect_results()
+    if runs is None:
+        write_results(spark, config, results)
+        return results
+    return results[results["RunId"].isin(run_ids(runs, evaluator.run_count()))].reset_index(drop=True)
+
+
+def plan(spark: SparkSession, config: dict, *, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The planning task of a fanned-out MultiEval: split the ratings and persist the folds, create the
+    parent MLflow run the tasks after it share; returns the planned runs, ``done`` where recorded ok."""
+    if not config["evaluation"]["persist_data"]:
+        raise ConfigError(
+            "evaluation.persist_data is false: a fanned-out MultiEval needs the folds the planning task "
+            "writes (set it to true)"
+        )
+    evaluator = evaluation_of(spark, config, tracking_uri=tracking_uri, combine=False)
+    evaluator.parent_run()
+    planned, results = evaluator.planned_runs(), evaluator.collect_results()
+    return planned.assign(done=planned["RunId"].isin(results.loc[results["status"] == "ok", "RunId"]))
+
+
+def collect(spark: SparkSession, config: dict, *, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The final task of a fanned-out MultiEval: rebuild the runs table and plots, log them to the parent
+    run and write ``evaluation.results_table``; returns the runs table with a ``not run`` row for every
+    planned run without a record."""
+    evaluator = evaluation_of(spark, config, tracking_uri=tracking_uri)
+    results = evaluator.combine_outputs()
+    write_results(spark, config, results)
+    planned = evaluator.planned_runs()
+    missing = planned[~planned["RunId"].isin(results["RunId"])].assign(status="not run")
+    table = pd.concat([results, missing], ignore_index=True) if len(missing) else results
+    return table.sort_values("RunId", kind="stable").reset_index(drop=True)
+
+
+def write_results(spark: SparkSession, config: dict, results: pd.DataFrame) -> None:
+    """Write the runs table to ``evaluation.results_table`` (a table name or a path), when set."""
+    from spark_recs.data.io import write_table
+
+    target = config["evaluation"]["results_table"]
+    if target is not None:
+        text = results.select_dtypes(include="object").columns
+        write_table(spark.createDataFrame(results.astype(dict.fromkeys(text, "string"))), target)
+
+
+#: The config values that define an evaluation's runs (RunId -> algorithm, fold): a folder keeps them.
+PLANNED = {
+    "data": ("ratings", "name"),
+    "split": ("partitions", "holdout", "holdout_fraction", "seed"),
+    "evaluation": ("recommend", "predict"),
+}
+PLANNED_FILE = "config.json"
+
+
+def check_folder(config: dict, path: str) -> None:
+    """Record in ``path`` the config values that define its runs (:data:`PLANNED` and the algorithms), or
+    check them against the recorded ones: a folder's recorded runs are skipped by later calls, so a
+    changed config must use another folder."""
+    planned = {section: {k: config[section][k] for k in keys} for section, keys in PLANNED.items()}
+    planned["algorithms"] = config["algorithms"]
+    file = Path(path) / PLANNED_FILE
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(planned, indent=1, sort_keys=True, default=str))
+        return
+    recorded = json.loads(file.read_text())
+    now = json.loads(json.dumps(planned, sort_keys=True, default=str))
+    changed = [
+        f"{section}.{key}"
+        for section, keys in PLANNED.items()
+        for key in keys
+        if recorded.get(section, {}).get(key) != now[section][key]
+    ] + (["algorithms"] if recorded.get("algorithms") != now["algorithms"] else [])
+    if changed:
+        raise ConfigError(
+            f"evaluation.path {path} holds the runs of a config with other {', '.join(changed)}: its recorded "
+            "runs would be skipped as done; set evaluation.path to a new folder (or remove this one)"
+        )
 
 
 def holdout_of(split: dict):

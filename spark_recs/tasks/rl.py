@@ -262,19 +262,24 @@ def train(
     tracking = mlflow_settings(config, experiment, register_as, alias)
     evaluation, name = config["evaluation"], config["algorithm"]["name"]
     steps = Steps(5 if evaluation["holdout"] else 4)
-    with steps.step(f"load ratings from {config['data']['ratings']}"):
-        validated = load_ratings(spark, config)
-        ratings = train_rows = validated.accepted
-        holdout = None
-        if evaluation["holdout"]:
-            holdout = next_item_holdout(ratings, min_rows=evaluation["min_rows"])
-            train_rows = holdout.train
-    with steps.step(f"build {config['embeddings']['source']} embeddings and the environment"):
-        embeddings = build_embeddings(spark, config, train_rows)
-        env = build_env(config, embeddings, train_rows, spark)
-        algo = algorithm_from_config(config, env)
-    with tracked_run(tracking["experiment"], tracking["run_name"], tracking_uri=tracking_uri) as run:
+    data = {"ratings": config["data"]["ratings"]}
+    run_name = tracking["run_name"]
+    with tracked_run(
+        tracking["experiment"], run_name, tracking_uri=tracking_uri, spark=spark, data=data
+    ) as run:
         log_params_flat(flat(config | {"mlflow": tracking}))
+        mlflow.set_tags({"kind": "rl", "algorithm": name})
+        with steps.step(f"load ratings from {config['data']['ratings']}", "load"):
+            validated = load_ratings(spark, config)
+            ratings = train_rows = validated.accepted
+            holdout = None
+            if evaluation["holdout"]:
+                holdout = next_item_holdout(ratings, min_rows=evaluation["min_rows"])
+                train_rows = holdout.train
+        with steps.step(f"build {config['embeddings']['source']} embeddings and the environment", "build"):
+            embeddings = build_embeddings(spark, config, train_rows)
+            env = build_env(config, embeddings, train_rows, spark)
+            algo = algorithm_from_config(config, env)
         log_params_flat(
             {
                 "rejected_rows": validated.n_rejected,
@@ -285,16 +290,15 @@ def train(
                 "items": len(embeddings),
             }
         )
-        mlflow.set_tags({"kind": "rl", "algorithm": name})
-        with steps.step(f"train {name} for {config['training']['epochs']} epochs"):
+        with steps.step(f"train {name} for {config['training']['epochs']} epochs", "train"):
             history = train_policy(env, algo, config["training"]["epochs"], progress=progress)
         scores = None
         if holdout is not None:
-            with steps.step(f"evaluate on the temporal holdout ({len(holdout.users)} users)"):
+            with steps.step(f"evaluate on the temporal holdout ({len(holdout.users)} users)", "evaluate"):
                 metrics = policy_holdout_metrics(algo, embeddings, holdout, config, evaluation["k"])
                 log_metrics_clean({f"holdout_{k}": v for k, v in metrics.items()})
                 scores = pd.DataFrame([metrics])
-        with steps.step("log the embeddings, log and register the recommender"):
+        with steps.step("log the embeddings, log and register the recommender", "register"):
             recommender = recommender_for(algo, embeddings, ratings, config)
             with tempfile.TemporaryDirectory(prefix="spark_recs_embeddings_") as scratch:
                 mlflow.log_artifact(
@@ -539,4 +543,12 @@ def promote(
         return {k: v for k, v in metrics.items() if k not in ("users", "unknown_targets")}
 
     with Steps(1).step(f"Score {name}@{settings['challenger']} and @{settings['champion']} on the holdout"):
-        return promote_with(settings, name, score, experiment=experiment, tracking_uri=tracking_uri)
+        return promote_with(
+            settings,
+            name,
+            score,
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+            spark=spark,
+            data={"ratings": config["data"]["ratings"]},
+        )

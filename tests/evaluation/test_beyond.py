@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import shared_data
 
+from spark_recs.evaluation.accuracy import RecListAnalysis
 from spark_recs.evaluation.beyond import beyond_accuracy, item_exposure
 
 # Two lists of two items; four catalogue items with 3, 1, 2 and 1 of the 4 training users.
@@ -120,3 +121,17 @@ def test_pandas_and_both_engines_give_the_same_bits_on_real_lists(any_spark, mov
 def test_a_cut_off_below_one_is_refused():
     with pytest.raises(ValueError, match="k must be >= 1, got 0"):
         beyond_accuracy(RECS, TRAIN, 0)
+
+
+def test_rec_list_analysis_measures_each_run_on_its_own(any_spark):
+    """Two runs' lists in one frame: run 1 the hand-computed lists, run 2 one list of items b and d."""
+    other = pd.DataFrame({"user": [5, 5], "item": ["b", "d"], "rank": [1, 2]})
+    both = pd.concat([RECS.assign(RunId=1), other.assign(RunId=2)], ignore_index=True)
+    analysis = RecListAnalysis()  # group columns: every column but item and rank, i.e. RunId and user
+    found = analysis.beyond_accuracy(any_spark.createDataFrame(both), TRAIN, 2, item_vectors=VECTORS)
+    assert found["RunId"].tolist() == [1, 2]
+    assert found.drop(columns="RunId").iloc[0].to_dict() == pytest.approx(hand_computed(), abs=1e-12)
+    assert found.iloc[1]["coverage@2"] == 2 / 4 and math.isnan(found.iloc[1]["personalisation@2"])  # no pair
+    pd.testing.assert_frame_equal(analysis.beyond_accuracy(both, TRAIN, 2, item_vectors=VECTORS), found)
+    single = RecListAnalysis(["user"]).beyond_accuracy(RECS, TRAIN, 2)
+    assert len(single) == 1 and single.iloc[0]["coverage@2"] == 3 / 4

@@ -4,12 +4,15 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import shared_data
 
 from spark_recs.core import ranking
 from spark_recs.evaluation import sessions
+from spark_recs.evaluation.beyond import beyond_accuracy
 from spark_recs.evaluation.sessions import batch_eval, evaluate_sessions
 from spark_recs.models.gru4rec import GRU4Rec
+from spark_recs.models.topn import top_k
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -135,3 +138,66 @@ def test_spark_sharded_evaluation_equals_in_process_on_rsc15(spark):
     local = evaluate_sessions(model, test, cutoff=[5, 20])
     sharded = evaluate_sessions(model, spark.createDataFrame(test), cutoff=[5, 20])
     assert sharded == local and local.n_predictions > 10_000
+
+
+# ---- beyond accuracy of the top N after every event ----------------------------------------------------
+
+
+class FixedScores:
+    """Four items; after an event on item i the scores are SCORES[i] (a session model with known lists)."""
+
+    SCORES = np.array([[0, 3, 2, 1], [1, 0, 3, 2], [1, 0, 3, 2], [3, 3, 0, 1]], dtype=np.float32)
+
+    def item_indices(self, raw):
+        return np.asarray(raw, dtype=np.int64)
+
+    def next_item_scores(self, items, offsets, batch_size=512):
+        current = np.concatenate([items[a : b - 1] for a, b in zip(offsets[:-1], offsets[1:])])
+        following = np.concatenate([items[a + 1 : b] for a, b in zip(offsets[:-1], offsets[1:])])
+        yield torch.as_tensor(self.SCORES[current]), torch.as_tensor(following)
+
+
+def test_the_top_n_after_every_event_measured_beyond_accuracy_by_hand():
+    # Predictions after the events on items 0, 1 (session 1) and 3 (session 2): three lists.
+    test = pd.DataFrame({"SessionId": [1, 1, 1, 2, 2], "ItemId": [0, 1, 2, 3, 0], "Time": [1, 2, 3, 1, 2]})
+    # Training sessions per item: item 0 in 1 session, 1 in 2, 2 in 1, 3 in none (of 2 sessions).
+    train = pd.DataFrame({"SessionId": [7, 7, 8, 8], "ItemId": [0, 1, 1, 2]})
+    result = evaluate_sessions(FixedScores(), test, cutoff=[2], train=train)
+    # Top 2 after item 0: [1, 2]; after item 1: [2, 3]; after item 3: [0, 1] (tie 3 = 3: lower index first).
+    # Exposure of items 0..3: 1, 2, 2, 1; item 3 has no training session, so it is outside the catalogue.
+    assert result.n_predictions == 3
+    assert result.beyond["coverage@2"] == 1.0  # items 0, 1, 2 all recommended
+    known, users = np.array([1, 2, 2]), np.array([1, 2, 1])
+    assert result.beyond["popularity@2"] == pytest.approx((known * users).sum() / known.sum())
+    novelty = (known * -np.log2(users / 2)).sum() / known.sum()
+    assert result.beyond["novelty@2"] == pytest.approx(novelty)
+    # Overlaps of the three lists' pairs: {1,2}&{2,3} = 1, {1,2}&{0,1} = 1, {2,3}&{0,1} = 0.
+    assert result.beyond["personalisation@2"] == pytest.approx(1 - (1 + 1 + 0) / 3 / 2)
+    gini = ranking.gini(np.array([1, 2, 2]))
+    assert result.beyond["gini@2"] == gini
+    assert evaluate_sessions(FixedScores(), test, cutoff=[2]).beyond == {}  # no training sessions: none
+
+
+def test_beyond_accuracy_of_sessions_equals_the_lists_measured_alone_on_every_engine(any_spark, gru):
+    """The exposure counts against the top-N lists of every prefix, recommended one by one and measured by
+    the list metrics (:func:`beyond_accuracy`), in process and sharded, on both engines."""
+    train, test = cycle_sessions(200, 0), cycle_sessions(50, 6)
+    lists = []
+    for _, session in test.sort_values(["Time", "ItemId"]).groupby("SessionId"):
+        items = [i for i in gru.item_indices(session["ItemId"].to_numpy()) if i >= 0]
+        for p in range(len(items) - 1):
+            top, _ = top_k(gru.score_sessions([items[: p + 1]]), 5)
+            ranked = gru.item_vocab.ids[top[0].numpy()]
+            lists += [(len(lists) // 5, r + 1, i) for r, i in enumerate(ranked)]  # a list per prediction
+    frame = pd.DataFrame(lists, columns=["user", "rank", "item"])
+    expected = beyond_accuracy(frame, train.rename(columns={"SessionId": "user", "ItemId": "item"}), 5)
+    local = evaluate_sessions(gru, test, cutoff=[5], batch_size=16, train=train)
+    sharded = evaluate_sessions(
+        gru,
+        any_spark.createDataFrame(test),
+        cutoff=[5],
+        batch_size=16,
+        train=any_spark.createDataFrame(train),
+    )
+    assert local.beyond == pytest.approx(expected, rel=1e-12) and sharded == local
+    assert local.beyond["coverage@5"] > 0.3

@@ -110,13 +110,15 @@ def test_promote_moves_the_champion_only_for_a_better_challenger(
         last["metrics.challenger_mrr_at_20"] - last["metrics.champion_mrr_at_20"]
     )
     assert last["metrics.delta_mrr_at_20"] < 0 and last["params.champion_version"] == strong
+    for side in ("challenger", "champion"):  # the lists' beyond-accuracy figures, for guards to use
+        assert 0 < last[f"metrics.{side}_coverage_at_20"] <= 1 and last[f"metrics.{side}_novelty_at_20"] > 0
 
 
 def test_a_metric_evaluate_does_not_measure_is_refused_before_spark_starts(tmp_path, capsys):
     assert main(["promote", "--input", str(tmp_path), "--set", "promotion.primary=ndcg@10"]) == 2
     assert (
-        "promotion: 'ndcg@10' is not measured; evaluate gives ['recall@20', 'mrr@20']"
-        in capsys.readouterr().err
+        "promotion: 'ndcg@10' is not measured; evaluate gives ['recall@20', 'mrr@20', 'coverage@20', "
+        "'gini@20', 'novelty@20', 'popularity@20', 'personalisation@20']" in capsys.readouterr().err
     )
 
 

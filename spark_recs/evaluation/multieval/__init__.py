@@ -111,14 +111,21 @@ class MultiEval:
         return pd.DataFrame([r.describe() for r in self._plan.runs()])
 
     def run(self, runs=None, progress=None) -> None:
-        """Run every run, or only ``runs`` (a 1-based RunId or a list of them), in RunId order, skipping
-        those already recorded ok. ``progress``: one line per finished run to stderr (its status and
+        """Run every run, or only ``runs`` (a 1-based RunId, a list of them, or strings naming ranges and
+        slices: ``"1-4"``, ``"2/4"``, see :func:`.plan.run_ids`), in RunId order, skipping those already
+        recorded ok. ``progress``: one line per finished run to stderr (its status and
         times, and how many are left); ``False``: none.
 
         Nested MLflow runs of the selected RunIds left ``RUNNING`` by an earlier, killed call are ended
         ``KILLED`` first (only those started before this call: a RunId is run by one job at a time, as
         for the leftovers on disk)."""
         self._runner.run(*self._plan.select(runs), progress)
+
+    def parent_run(self) -> str:
+        """The id of the evaluation's MLflow parent run, created on first use (a job's planning task
+        creates it, so the tasks fanned out after it share it)."""
+        with self._report.parent() as parent:
+            return parent
 
     def collect_results(self) -> pd.DataFrame:
         """The runs table (one row per recorded run, by RunId) as a pandas DataFrame: ``RunId, DataSet,

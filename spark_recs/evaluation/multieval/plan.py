@@ -9,6 +9,7 @@ for its own ``i``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -128,11 +129,11 @@ class Plan:
         return runs
 
     def select(self, runs=None) -> tuple[list[Run], set[int] | None]:
-        """The runs ``runs`` names (a RunId or a list of them; ``None``: all) and their ids (``None``: all)."""
+        """The runs ``runs`` names (see :func:`run_ids`; ``None``: all) and their ids (``None``: all)."""
         plan = self.runs()
         if runs is None:
             return plan, None
-        wanted = {int(runs)} if isinstance(runs, (int, np.integer)) else {int(r) for r in runs}
+        wanted = run_ids(runs, len(plan))
         unknown = sorted(wanted - {r.id for r in plan})
         if unknown:
             raise ValueError(f"no run(s) {unknown}: this evaluation has RunIds 1..{len(plan)}")
@@ -148,6 +149,37 @@ class Plan:
         label = f"{algo.label} ({details})" if details else algo.label
         twins = [a for a in same if a.columns == algo.columns]
         return label if len(twins) == 1 else f"{label} #{index + 1}"
+
+
+_SELECTION = re.compile(r"^(?:(?P<id>\d+)|(?P<low>\d+)-(?P<high>\d+)|(?P<k>\d+)/(?P<n>\d+))$")
+
+
+def run_ids(runs, count: int) -> set[int]:
+    """The RunIds a selection names among ``count`` runs. ``runs``: a RunId, or a list of RunIds and
+    strings, each string comma-separated parts: ``"3"``, a range ``"1-4"`` or a slice ``"k/n"``, the k-th
+    of n contiguous slices of the plan (sizes differ by at most one; one may be empty when n > count),
+    what a fan-out job gives each of its n tasks."""
+    if isinstance(runs, (int, np.integer, str)):
+        runs = [runs]
+    wanted: set[int] = set()
+    for item in runs:
+        if isinstance(item, (int, np.integer)):
+            wanted.add(int(item))
+            continue
+        for part in str(item).split(","):
+            match = _SELECTION.match(part.strip())
+            if match is None:
+                raise ValueError(f"runs: {part!r} is not a RunId (3), a range (1-4) or a slice (2/4)")
+            if match["id"]:
+                wanted.add(int(match["id"]))
+            elif match["low"]:
+                wanted |= set(range(int(match["low"]), int(match["high"]) + 1))
+            else:
+                k, n = int(match["k"]), int(match["n"])
+                if not 1 <= k <= n:
+                    raise ValueError(f"runs: slice {part!r} needs 1 <= k <= n")
+                wanted |= set(range((k - 1) * count // n + 1, k * count // n + 1))
+    return wanted
 
 
 def session(spark: SparkSession | None, *frames) -> SparkSession:

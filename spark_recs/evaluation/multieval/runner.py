@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -122,6 +123,7 @@ class Runner:
         metrics: dict = {}
         started = datetime.now(UTC).isoformat(timespec="seconds")
         tags = {"RunId": str(run.id), "DataSet": run.dataset.name, "AlgoStr": algo.label}
+        tags |= tracking.run_tags(session(self.store.spark), self._locations(run))
         child = tracking.start_child_run(f"run-{run.id}", tags=tags).info.run_id
         log.info("%s: starting (MLflow run %s)", what, child)
         try:
@@ -172,6 +174,13 @@ class Runner:
         self.store.write_record(record)
         return record
 
+    def _locations(self, run: Run) -> dict[str, str]:
+        """Where the run reads its data (a fold read by name or path, a persisted one) and writes."""
+        train, test = run.dataset.partitions()[run.partition - 1]
+        read = {side: str(frame) for side, frame in (("train", train), ("test", test)) if _is_location(frame)}
+        written = {"predictions": self.predict, "recommendations": self.recommend}
+        return read | {table: str(self.store.output(table, run.id)) for table, on in written.items() if on}
+
     def _recommend(self, model, run: Run, train: pd.DataFrame, test: SparkDataFrame, record: dict) -> dict:
         """Recommend to every test user into the run's ``recommendations`` (``RecTime`` in ``record``) and
         measure the lists (per user in ``user_metrics`` and MLflow); returns the metrics."""
@@ -210,9 +219,13 @@ class Runner:
         return self._loaded[1]
 
 
+def _is_location(frame) -> bool:
+    return isinstance(frame, (str, os.PathLike))
+
+
 def _to_pandas(frame, spark: SparkSession, side: str) -> pd.DataFrame:
     out = frame if isinstance(frame, pd.DataFrame) else to_spark(frame, spark).toPandas()
-    from_table = not isinstance(frame, (pd.DataFrame, SparkDataFrame))  # read by name/path
+    from_table = _is_location(frame)  # read by name/path
     if from_table and "rating" in out.columns and out["rating"].dtype == object:
         out = out.assign(rating=pd.to_numeric(out["rating"]))  # text files are read as strings
     missing = [c for c in ("user", "item") if c not in out.columns]
