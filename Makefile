@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch 2.13.0 first, so the project's range is already met and no CUDA build is pulled.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	# recmetrics, the reference the beyond-accuracy test compares with, without its Jupyter/plotting
+	# dependencies: the test reads only its metrics module (numpy, pandas, scipy, scikit-learn: mlflow's).
+	$(BIN)/python -m pip install --quiet --no-deps "recmetrics==0.1.5"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -123,7 +123,8 @@ def task_arguments(task: dict, parameters: Mapping[str, str], item: str | None =
             return item
         raise ValueError(f"task {task['task_key']}: {{{{{reference}}}}} cannot be resolved on this machine")
 
-    return [TASK_REF.sub(one, str(p)) for p in task["python_wheel_task"].get("parameters", [])]
+    listed = (task.get("python_wheel_task") or {}).get("parameters", [])
+    return [TASK_REF.sub(one, str(p)) for p in listed]
 
 
 def for_each_inputs(task: dict) -> list[str]:
@@ -156,10 +157,14 @@ def task_order(job: dict) -> list[dict]:
 
 
 def entry_point_command(name: str) -> list[str]:
-    """The command running console script ``name`` of the installed spark_recs in this Python."""
-    found = list(importlib.metadata.entry_points(group="console_scripts", name=name))
+    """The command running console script ``name`` of the installed spark_recs in this Python (only its
+    own: a bundle file cannot make this run another package's code)."""
+    scripts = importlib.metadata.distribution("spark_recs").entry_points.select(group="console_scripts")
+    found = [e for e in scripts if e.name == name]
     if not found:
-        raise ValueError(f"{name} is not a console script of the installed package (pip install -e .)")
+        raise ValueError(
+            f"{name} is not a console script of spark_recs; its scripts: {sorted(scripts.names)}"
+        )
     module, _, function = found[0].value.partition(":")
     code = f"import sys; sys.argv[0] = {name!r}; from {module} import {function}; {function}()"
     return [sys.executable, "-c", code]
@@ -211,8 +216,11 @@ def _runs_of(task: dict, parameters: Mapping[str, str]) -> list[tuple[str, list[
 
 
 def _command(task: dict, arguments: list[str]) -> list[str]:
-    if "python_wheel_task" not in task:
-        raise ValueError(f"task {task['task_key']}: only python_wheel_task runs on this machine")
+    wheel = task.get("python_wheel_task") or {}
+    if wheel.get("package_name") != "spark_recs":
+        raise ValueError(
+            f"task {task['task_key']}: only python_wheel_tasks of spark_recs run on this machine"
+        )
     return [*entry_point_command(task["python_wheel_task"]["entry_point"]), *arguments]
 
 

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from databricks.bundles.experiments import MlflowExperiment
 from databricks.bundles.jobs import Job
 from databricks.bundles.registered_models import RegisteredModel
@@ -382,3 +383,34 @@ def test_a_local_run_refuses_what_it_cannot_resolve_before_running_anything(tmp_
     with pytest.raises(ValueError, match="must be a JSON list"):
         for_each_inputs({"task_key": "f", "for_each_task": {"inputs": '{"a": 1}'}})
     assert not list(tmp_path.iterdir())  # nothing ran, no log written
+
+
+def test_a_local_run_runs_only_the_packages_own_entry_points(tmp_path):
+    """A bundle file cannot make `spark-recs job` run another package's code."""
+    (tmp_path / "databricks.yml").write_text(
+        yaml.safe_dump(
+            {
+                "bundle": {"name": "other"},
+                "targets": {"dev": {"default": True}},
+                "resources": {},
+                "include": ["jobs.yml"],
+            }
+        )
+    )
+    tasks = [
+        {"task_key": "ok", "python_wheel_task": {"package_name": "spark_recs", "entry_point": "spark-recs"}},
+        {"task_key": "pip", "python_wheel_task": {"package_name": "spark_recs", "entry_point": "pip"}},
+        {"task_key": "evil", "python_wheel_task": {"package_name": "evil", "entry_point": "spark-recs"}},
+        {"task_key": "notebook", "notebook_task": {"notebook_path": "x"}},
+    ]
+    jobs = {f"job_{t['task_key']}": {"name": t["task_key"], "tasks": [t]} for t in tasks}
+    (tmp_path / "jobs.yml").write_text(yaml.safe_dump({"resources": {"jobs": jobs}}))
+    other, logs = Bundle(tmp_path), tmp_path / "logs"
+    with pytest.raises(
+        ValueError, match=r"pip is not a console script of spark_recs; its scripts: \['spark-recs',"
+    ):
+        run_job(other, "job_pip", target="dev", logs=logs)
+    for name in ("job_evil", "job_notebook"):
+        with pytest.raises(ValueError, match="only python_wheel_tasks of spark_recs run on this machine"):
+            run_job(other, name, target="dev", logs=logs)
+    assert not logs.exists()

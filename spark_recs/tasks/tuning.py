@@ -68,8 +68,9 @@ def search_copies(
     tags: dict,
 ) -> tuple[Tuned, dict]:
     """Copy ``frames`` (train and valid) for the trial tasks, run the search of ``objective(paths)`` over
-    ``space``, remove the copies, and write the best config, ``best_of(best parameters)``; returns what
-    was found and that config."""
+    ``space`` (its parent run tagged with ``tags``, the engine and the storage format), remove the copies,
+    and write the best config, ``best_of(best parameters)``; returns what was found and that config."""
+    from spark_recs.tracking import run_tags
     from spark_recs.tuning.search import remove_inputs, search, task_inputs
 
     with steps.step(f"Copy the {' and '.join(frames)} data for the trial tasks"):
@@ -77,6 +78,7 @@ def search_copies(
     try:
         budget = f"{settings['n_trials']} trials" if settings["n_trials"] else f"{settings['timeout']:g}s"
         with steps.step(f"Search {space.names} ({settings['sampler']}, {budget}) for {settings['metric']}"):
+            tags = run_tags(spark) | tags
             searched = search(spark, objective(paths), space, settings, tracking_uri=tracking_uri, tags=tags)
     finally:
         remove_inputs(folder)

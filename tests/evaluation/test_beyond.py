@@ -1,10 +1,13 @@
 """Beyond-accuracy metrics: hand-computed figures, reference definitions computed the long way (pairs of
-users, per-list means), invariants, and the same numbers from pandas, classic Spark and Spark Connect."""
+users, per-list means), a reference implementation from PyPI (recmetrics), invariants, and the same numbers
+from pandas, classic Spark and Spark Connect."""
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,3 +138,37 @@ def test_rec_list_analysis_measures_each_run_on_its_own(any_spark):
     pd.testing.assert_frame_equal(analysis.beyond_accuracy(both, TRAIN, 2, item_vectors=VECTORS), found)
     single = RecListAnalysis(["user"]).beyond_accuracy(RECS, TRAIN, 2)
     assert len(single) == 1 and single.iloc[0]["coverage@2"] == 3 / 4
+
+
+def _recmetrics():
+    """recmetrics' metrics module (PyPI ``recmetrics``, installed by ``make test`` without its plotting
+    dependencies), loaded by file so its package ``__init__`` (which imports the plots) does not run."""
+    found = importlib.util.find_spec("recmetrics")
+    if found is None:
+        pytest.skip("recmetrics is not installed: make test installs it (pip install --no-deps recmetrics)")
+    path = Path(found.submodule_search_locations[0]) / "metrics.py"
+    spec = importlib.util.spec_from_file_location("recmetrics_metrics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_figures_equal_recmetrics_on_the_same_lists(movielens):
+    """recmetrics 0.1.5's novelty, personalisation, prediction coverage (a percentage to 2 decimals) and
+    intra-list similarity on the same 10-item lists of 60 users: for full lists its definitions are ours."""
+    reference = _recmetrics()
+    ratings, vectors = movielens
+    k, recs = 10, lists_of(ratings[ratings["user"] <= 60], 10)
+    found = beyond_accuracy(recs, ratings, k, item_vectors=vectors)
+    predicted = [rows.sort_values("rank")["item"].tolist() for _, rows in recs.groupby("user")]
+    popularity = ratings.groupby("item")["user"].nunique().to_dict()
+    n_users = ratings["user"].nunique()
+
+    novelty, _ = reference.novelty(predicted, popularity, n_users, k)
+    assert found[f"novelty@{k}"] == pytest.approx(novelty, abs=1e-12)
+    assert found[f"personalisation@{k}"] == pytest.approx(reference.personalization(predicted), abs=1e-12)
+    catalogue = sorted(popularity)
+    assert round(100 * found[f"coverage@{k}"], 2) == reference.prediction_coverage(predicted, catalogue)
+    features = pd.DataFrame(list(vectors["vector"]), index=vectors["item"])
+    similarity = reference.intra_list_similarity(predicted, features)
+    assert found[f"diversity@{k}"] == pytest.approx(1 - similarity, abs=1e-12)

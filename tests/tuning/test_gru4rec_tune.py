@@ -138,6 +138,10 @@ def test_train_best_fits_train_and_valid_tests_once_and_registers(
     parent = mlflow.search_runs(search_all_experiments=True, filter_string="tags.kind = 'tune'").iloc[0]
     test_recall = float(out.split("test recall@20 = ")[1].split(",")[0])
     assert parent["metrics.test_recall_at_20"] == pytest.approx(test_recall, abs=5e-5)
+    assert (
+        parent["tags.spark_recs.engine"] == "classic"
+        and parent["tags.spark_recs.storage_format"] == "parquet"
+    )
 
 
 @pytest.mark.slow
