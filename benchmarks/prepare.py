@@ -196,8 +196,7 @@ def spark_pipeline(spark, src: str, out: str, meter: StepMeter) -> None:
     with meter.step("validate"):
         checked = validate(spark.read.parquet(src), KEYS, "Time")
     with meter.step("index"):
-        items = IdIndex.fit(checked.accepted, "ItemId")
-        indexed = items.transform(checked.accepted)
+        items, indexed = IdIndex.fit_transform(checked.accepted, "ItemId")
     with meter.step("split"):
         split = gru4rec_time_split(indexed, days=1)
     with meter.step("write"):

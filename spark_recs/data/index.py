@@ -78,19 +78,44 @@ class IdIndex:
         cls, df: DataFrame, column: str, *, unknown: str = "error", buckets: int = DEFAULT_BUCKETS
     ) -> IdIndex:
         """Index the distinct non-null values of ``df[column]``; deterministic for the same set of ids."""
+        return cls._fit(df, column, unknown, buckets)[0]
+
+    @classmethod
+    def fit_transform(
+        cls,
+        df: DataFrame,
+        column: str,
+        out: str | None = None,
+        *,
+        unknown: str = "error",
+        buckets: int = DEFAULT_BUCKETS,
+    ) -> tuple[IdIndex, DataFrame]:
+        """:meth:`fit` on ``df[column]`` and :meth:`transform` ``df`` with it, the same index and rows, without
+        the pass over ``df`` that counts unknown ids: the only ids of ``df`` the index lacks are nulls, and
+        fit's distinct ids say whether there are any."""
+        index, values = cls._fit(df, column, unknown, buckets)
+        if unknown == "reserve" or not values.where(F.col("id").isNull()).isEmpty():
+            return index, index.transform(df, column, out)
+        return index, _put(index._joined(df, column), df.columns, "_index", column, out or column)
+
+    @classmethod
+    def _fit(cls, df: DataFrame, column: str, unknown: str, buckets: int) -> tuple[IdIndex, DataFrame]:
+        """The index of ``df[column]`` and the column's distinct values (``id``, null included), computed
+        once (:func:`~spark_recs.runtime.cached`) for the bucket sizes, the positions and the caller."""
         _check_unknown(unknown)
-        ids = df.select(F.col(column).alias("id")).where(F.col("id").isNotNull()).distinct()
+        values = cached(df.select(F.col(column).alias("id")).distinct())
+        ids = values.where(F.col("id").isNotNull())
         # Hash integers as long, so int and bigint columns with the same ids get the same mapping.
         integral = dict(ids.dtypes)["id"] in ("tinyint", "smallint", "int", "bigint")
         key = F.col("id").cast("long") if integral else F.col("id")
         mapping, size = dense_positions(ids, [F.col("id")], "index", bucket=hash_bucket(key, buckets))
-        return cls(cached(mapping), size, column, unknown)  # computed once for every transform
+        return cls(cached(mapping), size, column, unknown), values  # the mapping: once for every transform
 
     def transform(self, df: DataFrame, column: str | None = None, out: str | None = None) -> DataFrame:
         """Replace (or, with ``out``, add) ``column`` by its dense index; unknown ids per :attr:`unknown`."""
         column = column or self.name
         out = out or column
-        joined = df.join(self._lookup(), F.col(column) == F.col("_id"), "left")
+        joined = self._joined(df, column)
         if self.unknown == "reserve":
             joined = joined.withColumn("_index", F.coalesce(F.col("_index"), F.lit(self.size).cast("long")))
         else:
@@ -109,6 +134,10 @@ class IdIndex:
                 log.info("Dropped %d row(s) with %s unknown to the %s index", n_missing, column, self.name)
             joined = joined.where(F.col("_index").isNotNull())
         return _put(joined, df.columns, "_index", column, out)
+
+    def _joined(self, df: DataFrame, column: str) -> DataFrame:
+        """``df`` with the index of ``column`` as ``_index`` (null for an id not in the index)."""
+        return df.join(self._lookup(), F.col(column) == F.col("_id"), "left")
 
     def inverse_transform(
         self, df: DataFrame, column: str | None = None, out: str | None = None

@@ -158,8 +158,7 @@ def run_demo(spark: SparkSession, config: DemoConfig | None = None) -> DemoResul
             counts = split.counts() | {f"preprocess:{k}": v for k, v in kept.counts().items() if k != "kept"}
             print(f"    train {counts['train']:,} events, test {counts['test']:,} events")
         with steps.step("Index items", "index"):
-            items = IdIndex.fit(split.train, cfg.item_key, unknown="drop")
-            train = items.transform(split.train)
+            items, train = IdIndex.fit_transform(split.train, cfg.item_key, unknown="drop")
             test = cached(items.transform(split.test))
             print(f"    {items.size:,} items")
         with steps.step("Train Popular", "train"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import pandas as pd
 import pytest
@@ -217,3 +218,39 @@ def test_int_and_bigint_ids_get_the_same_mapping(spark):
     narrow = IdIndex.fit(frame(spark, [(i,) for i in ids], "id int"), "id")
     wide = IdIndex.fit(frame(spark, [(i,) for i in ids], "id bigint"), "id")
     assert mapping_of(narrow) == mapping_of(wide)
+
+
+@pytest.mark.parametrize("unknown", ["error", "drop", "reserve"])
+def test_fit_transform_gives_what_fit_then_transform_give(any_spark, unknown):
+    rows = [(3, "a"), (1, "b"), (3, "c"), (7, "d"), (None, "e")]
+    events = frame(any_spark, rows, "item long, tag string")
+    for df in (events.where(F.col("item").isNotNull()), events):  # without and with a null id
+        expected_index = IdIndex.fit(df, "item", unknown=unknown)
+        try:
+            expected = sorted(map(tuple, expected_index.transform(df, out="index").collect()), key=str)
+        except UnknownIdError as error:
+            with pytest.raises(UnknownIdError, match=re.escape(str(error))):
+                IdIndex.fit_transform(df, "item", "index", unknown=unknown)[1].collect()
+            continue
+        index, out = IdIndex.fit_transform(df, "item", "index", unknown=unknown)
+        assert mapping_of(index) == mapping_of(expected_index) and index.size == 3
+        assert sorted(map(tuple, out.collect()), key=str) == expected
+        assert index.dropped == expected_index.dropped
+
+
+def test_fit_transform_leaves_out_the_pass_counting_unknown_ids(spark):
+    """Fitted on the frame it transforms, the index knows every non-null id: no join is counted."""
+    events = frame(spark, [(i % 50, i) for i in range(2_000)], "item long, n long").cache()
+    events.count()
+
+    def jobs(group: str, run) -> int:
+        spark.sparkContext.setJobGroup(group, group)
+        try:
+            run()
+        finally:
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        return len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+    separate = jobs("fit-then-transform", lambda: IdIndex.fit(events, "item").transform(events))
+    together = jobs("fit-transform", lambda: IdIndex.fit_transform(events, "item"))
+    assert together < separate, (together, separate)
