@@ -177,23 +177,46 @@ def _preprocess(df: DataFrame, c: SessionColumns, min_session_length: int, min_i
     return _reject(df, _live_count(c.session_key) < min_session_length, "short_session_after_item_filter")
 
 
-def _split_last_days(df: DataFrame, c: SessionColumns, days: float, part: str):
-    """GRU4Rec's time split of the undecided rows: sessions whose last event is within ``days`` of the last
-    event go to ``part``, except events on items absent from the other sessions (rejected), then sessions
-    left shorter than 2 (rejected). Returns the frame and the cutoff time (one job finds the last event)."""
+def _cutoffs(df: DataFrame, c: SessionColumns, days: list[float]) -> list[float | None]:
+    """The cutoffs of GRU4Rec's successive time splits of the undecided rows: the first ``days[0]`` before
+    their last event, each next one ``days[i]`` before the last end of the sessions the splits before it
+    leave (those ending before their cutoffs), from the per-session ends. One small job per split; None
+    when no row is left."""
     t = F.col(c.time_key).cast("double")
-    t_max = df.where(_live()).agg(F.max(t)).first()[0]
-    cutoff = None if t_max is None else t_max - days * SECONDS_PER_DAY
-    session_end = F.max(F.when(_live(), t)).over(Window.partitionBy(c.session_key))
-    df = df.withColumn("_holdout", _live() & F.coalesce(session_end >= F.lit(cutoff), F.lit(False)))
-    df = _per_item(df, c, _live() & ~F.col("_holdout"))
-    df = _reject(df, F.col("_holdout") & (F.col("_n") == 0), f"{part}_unseen_item").drop("_n")
-    df = _reject(
-        df,
-        F.col("_holdout") & (_live_count(c.session_key, _live() & F.col("_holdout")) < 2),
-        f"{part}_short_session",
-    )
-    return _assign(df, F.col("_holdout"), part).drop("_holdout"), cutoff
+    last = df.where(_live()).agg(F.max(t)).first()[0]
+    found = [None if last is None else last - days[0] * SECONDS_PER_DAY]
+    if len(days) > 1:
+        ends = cached(df.where(_live()).groupBy(c.session_key).agg(F.max(t).alias("_end")))
+        for span in days[1:]:
+            left = None if found[-1] is None else ends.where(F.col("_end") < F.lit(found[-1]))
+            last = None if left is None else left.agg(F.max("_end")).first()[0]
+            found.append(None if last is None else last - span * SECONDS_PER_DAY)
+    return found
+
+
+def _split_last_days(df: DataFrame, c: SessionColumns, splits: list[tuple[str, float | None]]) -> DataFrame:
+    """GRU4Rec's time splits of the undecided rows, in turn, each at its ``(part, cutoff)``: the sessions
+    left whose last event is at or after the cutoff go to ``part``, except events on items absent from the
+    sessions left outside it (rejected ``<part>_unseen_item``), then sessions left shorter than 2
+    (``<part>_short_session``). A split only decides the rows of its own sessions, so which sessions each
+    takes, and the item counts of all of them, follow from the undecided rows at the start: one
+    aggregation per item for every split, broadcast to the rows, and windows by session."""
+    t = F.col(c.time_key).cast("double")
+    df = df.withColumn("_end", F.max(F.when(_live(), t)).over(Window.partitionBy(c.session_key)))
+    taken, counts = F.lit(False), []
+    for i, (_, cutoff) in enumerate(splits):
+        reached = F.coalesce(F.col("_end") >= F.lit(cutoff), F.lit(False))
+        df = df.withColumn(f"_in{i}", _live() & ~taken & reached)
+        taken = taken | F.col(f"_in{i}")
+        counts.append(F.count(F.when(_live() & ~taken, 1)).alias(f"_n{i}"))  # the rows outside it
+    per_item = cached(df.groupBy(c.item_key).agg(*counts))
+    df = df.join(F.broadcast(per_item), c.item_key, "left")
+    for i, (part, _) in enumerate(splits):
+        held = F.col(f"_in{i}")
+        df = _reject(df, held & (F.coalesce(F.col(f"_n{i}"), F.lit(0)) == 0), f"{part}_unseen_item")
+        df = _reject(df, held & (_live_count(c.session_key, _live() & held) < 2), f"{part}_short_session")
+        df = _assign(df, held, part)
+    return df.drop("_end", *[f"_{x}{i}" for i in range(len(splits)) for x in ("in", "n")])
 
 
 def preprocess_sessions(
@@ -210,8 +233,9 @@ def time_split(df: DataFrame, days: float = 1, **keys: str) -> SessionSplit:
     """Test = sessions whose last event is in the final ``days`` days (``time_key`` in seconds); no session is
     cut. Test events on items not in train are rejected, then test sessions shorter than 2 events."""
     c = SessionColumns(**keys)
-    rows, cutoff = _split_last_days(_start(df, c.names), c, days, "test")
-    return SessionSplit(_assign(rows, F.lit(True), "train"), cutoff)
+    rows = _start(df, c.names)
+    (cutoff,) = _cutoffs(rows, c, [days])
+    return SessionSplit(_assign(_split_last_days(rows, c, [("test", cutoff)]), F.lit(True), "train"), cutoff)
 
 
 def gru4rec_time_split(
@@ -226,17 +250,16 @@ def gru4rec_time_split(
 ) -> GRU4RecSplit:
     """GRU4Rec's RSC15 preparation: :func:`preprocess_sessions` (skip with ``preprocess=False``), a
     :func:`time_split` of the last ``days`` into ``test``, then the same split of the rest (``train_full``)
-    on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. Two small jobs run at
-    once to find the last event times, each on a :func:`~spark_recs.runtime.cached` frame."""
+    on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. The preprocessed rows
+    are computed once (:func:`~spark_recs.runtime.cached`); both cutoffs come from their session ends
+    and both splits from one aggregation per item (:func:`_split_last_days`)."""
     c = SessionColumns(**keys)
     rows = _start(df, c.names)
     if preprocess:
         rows = _preprocess(rows, c, min_session_length, min_item_support)
-    # Each split first finds the last event time (one job): what it reads is computed once, not per job.
-    rows, test_cutoff = _split_last_days(cached(rows), c, days, "test")
-    rows, valid_cutoff = _split_last_days(
-        cached(rows), c, days if valid_days is None else valid_days, "valid"
-    )
+    rows = cached(rows)
+    test_cutoff, valid_cutoff = _cutoffs(rows, c, [days, days if valid_days is None else valid_days])
+    rows = _split_last_days(rows, c, [("test", test_cutoff), ("valid", valid_cutoff)])
     return GRU4RecSplit(_assign(rows, F.lit(True), "train_tr"), test_cutoff, valid_cutoff)
 
 
