@@ -84,7 +84,10 @@ def tracked_run(
         yield run
     except BaseException as exc:
         status = "FAILED" if isinstance(exc, Exception) else "KILLED"
-        fail_run(run.info.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(), status=status)
+        try:
+            fail_run(run.info.run_id, f"{type(exc).__name__}: {exc}", traceback.format_exc(), status=status)
+        except Exception:  # the job's own error is the one to raise
+            log.exception("could not record run %s as %s", run.info.run_id, status)
         raise
     mlflow.end_run()
 

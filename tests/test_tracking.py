@@ -65,6 +65,14 @@ def test_a_failing_job_ends_its_run_failed_with_the_error_and_an_interrupt_kille
     assert client.get_run(stopped.info.run_id).info.status == "KILLED"
 
 
+def test_a_run_that_cannot_be_marked_failed_still_raises_the_jobs_own_error(mlflow_uri):
+    """Recording the failure once replaced the job's error with the tracking store's."""
+    with pytest.raises(ValueError, match="the job's error"):
+        with tracked_run("jobs", "deleted-meanwhile") as run:
+            mlflow.MlflowClient().delete_run(run.info.run_id)  # the store now refuses to update it
+            raise ValueError("the job's error")
+
+
 def test_named_steps_log_their_duration_to_the_active_run(mlflow_uri, capsys):
     steps = Steps(2)
     with steps.step("outside any run", "before"):  # no run: printed only
