@@ -32,6 +32,7 @@ SECONDS_PER_DAY = 86400
 PART = "part"
 REASON = "reason"
 REJECTED = "rejected"
+END = "_end"
 
 TTPair = namedtuple("TTPair", ["train", "test"])
 TTPair.__doc__ = "Train-test pair (named tuple), as in LensKit."
@@ -171,52 +172,60 @@ def _per_item(df: DataFrame, c: SessionColumns, condition: Column) -> DataFrame:
     return joined.select(*df.columns, F.coalesce(F.col("_n"), F.lit(0)).alias("_n"))
 
 
+def _session_end(c: SessionColumns) -> Column:
+    """The time of the session's last undecided event (null when none is left)."""
+    t = F.when(_live(), F.col(c.time_key).cast("double"))
+    return F.max(t).over(Window.partitionBy(c.session_key))
+
+
 def _preprocess(df: DataFrame, c: SessionColumns, min_session_length: int, min_item_support: int):
+    """GRU4Rec's filters, adding ``_end`` (:func:`_session_end`) for the time split: it comes from the same
+    window as the last session lengths, as the sessions that filter rejects have no rows left to split and
+    the others keep all of theirs."""
     df = _reject(df, _live_count(c.session_key) < min_session_length, "short_session")
     df = _reject(_per_item(df, c, _live()), F.col("_n") < min_item_support, "rare_item").drop("_n")
-    return _reject(df, _live_count(c.session_key) < min_session_length, "short_session_after_item_filter")
+    df = df.withColumns({"_n": _live_count(c.session_key), END: _session_end(c)})
+    return _reject(df, F.col("_n") < min_session_length, "short_session_after_item_filter").drop("_n")
 
 
 def _cutoffs(df: DataFrame, c: SessionColumns, days: list[float]) -> list[float | None]:
     """The cutoffs of GRU4Rec's successive time splits of the undecided rows: the first ``days[0]`` before
-    their last event, each next one ``days[i]`` before the last end of the sessions the splits before it
-    leave (those ending before their cutoffs), from the per-session ends. One small job per split; None
-    when no row is left."""
-    t = F.col(c.time_key).cast("double")
-    last = df.where(_live()).agg(F.max(t)).first()[0]
+    their last event, each next one ``days[i]`` before the last end (``_end``) of the sessions the splits
+    before it leave (those ending before their cutoffs). One small job per split; None when no row is
+    left."""
+    last = df.agg(F.max(F.when(_live(), F.col(c.time_key).cast("double")))).first()[0]
     found = [None if last is None else last - days[0] * SECONDS_PER_DAY]
-    if len(days) > 1:
-        ends = cached(df.where(_live()).groupBy(c.session_key).agg(F.max(t).alias("_end")))
-        for span in days[1:]:
-            left = None if found[-1] is None else ends.where(F.col("_end") < F.lit(found[-1]))
-            last = None if left is None else left.agg(F.max("_end")).first()[0]
-            found.append(None if last is None else last - span * SECONDS_PER_DAY)
+    end = F.when(_live(), F.col(END))
+    for span in days[1:]:
+        last = None if found[-1] is None else df.agg(F.max(F.when(end < F.lit(found[-1]), end))).first()[0]
+        found.append(None if last is None else last - span * SECONDS_PER_DAY)
     return found
 
 
 def _split_last_days(df: DataFrame, c: SessionColumns, splits: list[tuple[str, float | None]]) -> DataFrame:
-    """GRU4Rec's time splits of the undecided rows, in turn, each at its ``(part, cutoff)``: the sessions
-    left whose last event is at or after the cutoff go to ``part``, except events on items absent from the
-    sessions left outside it (rejected ``<part>_unseen_item``), then sessions left shorter than 2
-    (``<part>_short_session``). A split only decides the rows of its own sessions, so which sessions each
-    takes, and the item counts of all of them, follow from the undecided rows at the start: one
-    aggregation per item for every split, broadcast to the rows, and windows by session."""
-    t = F.col(c.time_key).cast("double")
-    df = df.withColumn("_end", F.max(F.when(_live(), t)).over(Window.partitionBy(c.session_key)))
+    """GRU4Rec's time splits of the undecided rows (with ``_end``), in turn, each at its ``(part, cutoff)``:
+    the sessions left whose last event is at or after the cutoff go to ``part``, except events on items
+    absent from the sessions left outside it (rejected ``<part>_unseen_item``), then sessions left shorter
+    than 2 (``<part>_short_session``). A split only decides the rows of its own sessions, so which sessions
+    each takes, and the item counts of all of them, follow from the undecided rows at the start: one
+    aggregation per item for every split, broadcast to the rows, and one window by session for the
+    lengths left in every split."""
     taken, counts = F.lit(False), []
     for i, (_, cutoff) in enumerate(splits):
-        reached = F.coalesce(F.col("_end") >= F.lit(cutoff), F.lit(False))
+        reached = F.coalesce(F.col(END) >= F.lit(cutoff), F.lit(False))
         df = df.withColumn(f"_in{i}", _live() & ~taken & reached)
         taken = taken | F.col(f"_in{i}")
         counts.append(F.count(F.when(_live() & ~taken, 1)).alias(f"_n{i}"))  # the rows outside it
     per_item = cached(df.groupBy(c.item_key).agg(*counts))
     df = df.join(F.broadcast(per_item), c.item_key, "left")
     for i, (part, _) in enumerate(splits):
-        held = F.col(f"_in{i}")
-        df = _reject(df, held & (F.coalesce(F.col(f"_n{i}"), F.lit(0)) == 0), f"{part}_unseen_item")
-        df = _reject(df, held & (_live_count(c.session_key, _live() & held) < 2), f"{part}_short_session")
-        df = _assign(df, held, part)
-    return df.drop("_end", *[f"_{x}{i}" for i in range(len(splits)) for x in ("in", "n")])
+        unseen = F.coalesce(F.col(f"_n{i}"), F.lit(0)) == 0
+        df = _reject(df, F.col(f"_in{i}") & unseen, f"{part}_unseen_item")
+    df = df.withColumn("_held", _live_count(c.session_key, _live() & taken))
+    for i, (part, _) in enumerate(splits):
+        df = _reject(df, F.col(f"_in{i}") & (F.col("_held") < 2), f"{part}_short_session")
+        df = _assign(df, F.col(f"_in{i}"), part)
+    return df.drop(END, "_held", *[f"_{x}{i}" for i in range(len(splits)) for x in ("in", "n")])
 
 
 def preprocess_sessions(
@@ -225,7 +234,7 @@ def preprocess_sessions(
     """GRU4Rec's filtering: drop short sessions, then items with fewer than ``min_item_support`` events,
     then sessions that became shorter than ``min_session_length``."""
     c = SessionColumns(**keys)
-    rows = _preprocess(_start(df, c.names), c, min_session_length, min_item_support)
+    rows = _preprocess(_start(df, c.names), c, min_session_length, min_item_support).drop(END)
     return Filtered(_assign(rows, F.lit(True), "kept"))
 
 
@@ -235,6 +244,7 @@ def time_split(df: DataFrame, days: float = 1, **keys: str) -> SessionSplit:
     c = SessionColumns(**keys)
     rows = _start(df, c.names)
     (cutoff,) = _cutoffs(rows, c, [days])
+    rows = rows.withColumn(END, _session_end(c))
     return SessionSplit(_assign(_split_last_days(rows, c, [("test", cutoff)]), F.lit(True), "train"), cutoff)
 
 
@@ -251,12 +261,14 @@ def gru4rec_time_split(
     """GRU4Rec's RSC15 preparation: :func:`preprocess_sessions` (skip with ``preprocess=False``), a
     :func:`time_split` of the last ``days`` into ``test``, then the same split of the rest (``train_full``)
     on its last ``valid_days`` (default ``days``) into ``train_tr`` and ``valid``. The preprocessed rows
-    are computed once (:func:`~spark_recs.runtime.cached`); both cutoffs come from their session ends
-    and both splits from one aggregation per item (:func:`_split_last_days`)."""
+    are computed once (:func:`~spark_recs.runtime.cached`) with their session ends; the cutoffs come from
+    those and both splits from one aggregation per item and one window (:func:`_split_last_days`)."""
     c = SessionColumns(**keys)
     rows = _start(df, c.names)
     if preprocess:
         rows = _preprocess(rows, c, min_session_length, min_item_support)
+    else:
+        rows = rows.withColumn(END, _session_end(c))
     rows = cached(rows)
     test_cutoff, valid_cutoff = _cutoffs(rows, c, [days, days if valid_days is None else valid_days])
     rows = _split_last_days(rows, c, [("test", test_cutoff), ("valid", valid_cutoff)])
