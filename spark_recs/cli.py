@@ -302,10 +302,11 @@ def _multieval(args: argparse.Namespace) -> int:
     from spark_recs.data.sources import check_source
     from spark_recs.evaluation.multieval.plan import run_ids
     from spark_recs.tasks import run
-    from spark_recs.tasks.multieval import multieval_path, multieval_summary
+    from spark_recs.tasks.multieval import genres_folder, multieval_path, multieval_summary
 
     config = _config(args, "multieval")
     check_source(config["data"]["ratings"], "data.ratings")
+    genres_folder(config["data"])
     if args.runs:
         run_ids(args.runs, 0)  # the selection's syntax, before Spark starts
     spark, folder = get_spark(args.remote), Path(multieval_path(config))

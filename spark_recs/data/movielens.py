@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -19,6 +21,10 @@ GENRES_100K = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 ]  # fmt: skip
+#: The movies file of each layout (:func:`movielens_layout`).
+ITEM_FILES = {"100k": "u.item", "csv": "movies.csv", "dat": "movies.dat"}
+#: Genre names that say a movie has none (latest-small's, 100k's).
+NO_GENRE = ("(no genres listed)", "unknown")
 RATINGS = RatingColumns()
 
 
@@ -32,6 +38,14 @@ def movielens_layout(path: str | Path) -> str:
         f"{path} is not a MovieLens folder: expected u.data (100k), ratings.csv (latest-small, 20M) "
         "or ratings.dat (1M, 10M)"
     )
+
+
+def has_items(path: str | Path) -> bool:
+    """Whether ``path`` is a MovieLens folder with its movies file (what :func:`load_items` reads)."""
+    try:
+        return (Path(path) / ITEM_FILES[movielens_layout(path)]).is_file()
+    except FileNotFoundError:
+        return False
 
 
 def load_ratings(spark: SparkSession, path: str | Path, *, file: str | None = None) -> Validated:
@@ -65,19 +79,28 @@ def load_items(spark: SparkSession, path: str | Path) -> DataFrame:
     layout = movielens_layout(path)
     if layout == "100k":
         cols = ["item", "title", "release_date", "video_release_date", "imdb_url"] + GENRES_100K
-        raw = read_table(spark, str(path / "u.item"), sep="|", header=False, encoding="ISO-8859-1").toDF(
-            *cols
-        )
+        raw = read_table(
+            spark, str(path / ITEM_FILES[layout]), sep="|", header=False, encoding="ISO-8859-1"
+        ).toDF(*cols)
         flags = [F.col(g).cast("int").alias(g) for g in GENRES_100K]
         genres = F.filter(
             F.array(*[F.when(F.col(g) == "1", F.lit(g)) for g in GENRES_100K]), lambda g: g.isNotNull()
         )
         return raw.select(F.col("item").cast("long"), "title", "release_date", genres.alias("genres"), *flags)
     if layout == "csv":
-        raw = read_table(spark, str(path / "movies.csv"), sep=",").withColumnRenamed("movieId", "item")
+        raw = read_table(spark, str(path / ITEM_FILES[layout]), sep=",").withColumnRenamed("movieId", "item")
     else:
-        raw = _read_dat(spark, path / "movies.dat", ["item", "title", "genres"])
+        raw = _read_dat(spark, path / ITEM_FILES[layout], ["item", "title", "genres"])
     return raw.select(F.col("item").cast("long"), "title", F.split(F.col("genres"), r"\|").alias("genres"))
+
+
+def genre_vectors(spark: SparkSession, path: str | Path) -> pd.DataFrame:
+    """``item, vector``: each movie's genres as 0/1 over the folder's genre names in sorted order (the item
+    vectors of intra-list diversity); a movie without a genre (:data:`NO_GENRE`) has no row."""
+    pairs = load_items(spark, path).select("item", F.explode("genres").alias("genre"))
+    pairs = pairs.where(~F.col("genre").isin(*NO_GENRE) & (F.trim("genre") != "")).distinct().toPandas()
+    table = pd.crosstab(pairs["item"], pairs["genre"]).sort_index().sort_index(axis=1)
+    return pd.DataFrame({"item": table.index.to_numpy(), "vector": list(table.to_numpy(dtype=np.float64))})
 
 
 def load_users(spark: SparkSession, path: str | Path) -> DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from spark_recs.core.params import NUMBER, ConfigError, Rule, closest
+from spark_recs.data.movielens import genre_vectors, has_items
 from spark_recs.data.sources import read_ratings
 from spark_recs.runtime import work_dir
 
@@ -80,6 +81,8 @@ SCHEMA: dict[str, Section | Callable] = {
     "data": {
         "ratings": ("../shared/data/ml-latest-small", Rule(str, source=True)),
         "name": ("ml-latest-small", Rule(str)),
+        # diversity@10 over the movies' genres; null: when data.ratings is a MovieLens folder with its movies
+        "genres": (None, Rule(bool, nullable=True)),
     },
     "split": {
         "partitions": (5, Rule(int, 2)),
@@ -142,10 +145,26 @@ def evaluation_of(
     )
     for name, algorithm in algorithms:
         evaluator.add_algorithms(algorithm, name=name)
-    evaluator.add_datasets(folds, name=config["data"]["name"])
+    genres = genres_folder(config["data"])
+    vectors = functools.partial(genre_vectors, spark, genres) if genres else None
+    evaluator.add_datasets(folds, name=config["data"]["name"], item_vectors=vectors)
     if evaluation["persist_data"]:
         evaluator.persist_data()
     return evaluator
+
+
+def genres_folder(data: dict) -> str | None:
+    """The MovieLens folder whose genres give the item vectors of ``diversity@10`` (``data.genres``), or
+    None; a ConfigError when ``data.genres`` is true and ``data.ratings`` is no such folder (needs no
+    Spark: the CLI checks it before starting a session)."""
+    wanted, source = data["genres"], data["ratings"]
+    found = has_items(source)
+    if wanted and not found:
+        raise ConfigError(
+            f"data.genres: {source} is not a MovieLens folder with its movies file (movies.csv, movies.dat "
+            "or u.item); point data.ratings at the folder, or set data.genres: false"
+        )
+    return source if found and wanted is not False else None
 
 
 def multieval(
@@ -205,7 +224,7 @@ def write_results(spark: SparkSession, config: dict, results: pd.DataFrame) -> N
 
 #: The config values that define an evaluation's runs (RunId -> algorithm, fold): a folder keeps them.
 PLANNED = {
-    "data": ("ratings", "name"),
+    "data": ("ratings", "name", "genres"),
     "split": ("partitions", "holdout", "holdout_fraction", "seed"),
     "evaluation": ("recommend", "predict"),
 }

@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 from conftest import shared_data
 from pyspark.sql import functions as F
 
 from spark_recs.data.movielens import (
     GENRES_100K,
+    genre_vectors,
     load_items,
     load_ratings,
     load_tags,
@@ -79,6 +81,7 @@ def ml100k(engine):
             "items": {r["item"]: r.asDict() for r in items.collect()},
             "item_columns": items.columns,
             "users": {r["user"]: tuple(r) for r in load_users(spark, path).collect()},
+            "genres": genre_vectors(spark, path),
         }
 
 
@@ -140,6 +143,7 @@ def ml_latest(engine):
             "accepted": ratings.accepted.count(),
             "rejected": [tuple(r) for r in ratings.rejected.collect()],
             "items": {r["item"]: (r["title"], r["genres"]) for r in load_items(spark, path).collect()},
+            "genres": genre_vectors(spark, path),
         }
 
 
@@ -162,6 +166,29 @@ def test_ml_latest_items_match_movies_csv(ml_latest):
     assert ml_latest["items"] == expected
     assert ml_latest["items"][11] == ("American President, The (1995)", ["Comedy", "Drama", "Romance"])
     assert ml_latest["items"][7789][0] == "11'09\"01 - September 11 (2002)"  # "" inside quotes is one "
+
+
+def _genre_sets(vectors, names: list[str]) -> dict[int, set[str]]:
+    assert all(len(v) == len(names) and set(np.unique(v)) <= {0.0, 1.0} for v in vectors["vector"])
+    return {int(i): {names[j] for j in np.flatnonzero(v)} for i, v in zip(vectors["item"], vectors["vector"])}
+
+
+def test_genre_vectors_are_each_movies_genres_over_the_sorted_genre_names(ml_latest, ml100k):
+    """One 0/1 entry per genre name, in sorted order; a movie without a genre ("(no genres listed)" in
+    latest-small, only "unknown" in 100k) has no vector, so diversity leaves it out."""
+    with open(shared_data("ml-latest-small/movies.csv"), encoding="utf-8", newline="") as f:
+        expected = {
+            int(r["movieId"]): set(r["genres"].split("|")) - {"(no genres listed)"} for r in csv.DictReader(f)
+        }
+    expected = {item: genres for item, genres in expected.items() if genres}
+    vectors = ml_latest["genres"]
+    assert vectors["item"].tolist() == sorted(expected) and len(expected) == 9_708  # 34 movies without
+    found = _genre_sets(vectors, sorted(set().union(*expected.values())))
+    assert found == expected and found[11] == {"Comedy", "Drama", "Romance"}
+
+    flags = {item: {g for g in GENRES_100K[1:] if row[g] == 1} for item, row in ml100k["items"].items()}
+    flags = {item: genres for item, genres in flags.items() if genres}
+    assert len(flags) == 1_680 and _genre_sets(ml100k["genres"], sorted(GENRES_100K[1:])) == flags
 
 
 # --- session logs ----------------------------------------------------------------------------------

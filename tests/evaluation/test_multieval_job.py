@@ -3,9 +3,12 @@ the bundle's job run on this machine (``spark-recs job``), each task in its own 
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,7 +20,7 @@ from spark_recs.cli import main
 from spark_recs.config import ConfigError, load_config
 from spark_recs.data.io import read_table
 from spark_recs.evaluation.multieval.plan import run_ids
-from spark_recs.tasks.multieval import check_folder
+from spark_recs.tasks.multieval import check_folder, evaluation_of
 
 EXPERIMENT = "multieval-job"
 COMPARED = ["RunId", "DataSet", "Partition", "AlgoStr", "status"]
@@ -25,14 +28,15 @@ COMPARED = ["RunId", "DataSet", "Partition", "AlgoStr", "status"]
 
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory):
-    """A two-fold, two-algorithm MultiEval of 120 users of ml-latest-small (4 runs)."""
+    """A two-fold, two-algorithm MultiEval of 120 users of ml-latest-small (4 runs), a MovieLens folder
+    (ratings and movies) so the runs' diversity comes from the genres."""
     folder = tmp_path_factory.mktemp("multieval-job")
     ratings = pd.read_csv(shared_data("ml-latest-small/ratings.csv"))
-    ratings = ratings.rename(columns={"userId": "user", "movieId": "item"})
-    ratings[ratings["user"] <= 120].to_csv(folder / "ratings.csv", index=False)
+    ratings[ratings["userId"] <= 120].to_csv(folder / "ratings.csv", index=False)
+    (folder / "movies.csv").write_bytes(shared_data("ml-latest-small/movies.csv").read_bytes())
     config = {
         "kind": "multieval",
-        "data": {"ratings": str(folder / "ratings.csv"), "name": "small"},
+        "data": {"ratings": str(folder), "name": "small"},
         "split": {"partitions": 2, "holdout": 5, "seed": 3},
         "algorithms": [{"class": "Popular"}, {"class": "Bias", "params": {"damping": 5.0}}],
         "evaluation": {"recommend": 10, "experiment": EXPERIMENT},
@@ -51,9 +55,14 @@ def _metrics(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def one_call(spark, config_file, tmp_path_factory):
+def one_call_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("one-call")
+
+
+@pytest.fixture(scope="module")
+def one_call(spark, config_file, one_call_folder):
     """The runs table of the config run in one ``multieval`` call on classic Spark."""
-    folder = tmp_path_factory.mktemp("one-call")
+    folder = one_call_folder
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
         results = tasks.run("multieval", spark, _config(config_file, folder / "eval"))
@@ -105,6 +114,24 @@ def test_a_fanned_out_multieval_gives_the_runs_of_one_call(
     assert tasks.run("plan", any_spark, config)["done"].all()
 
 
+def test_each_run_has_the_mean_genre_distance_within_its_lists(spark, config_file, one_call, one_call_folder):
+    """diversity@10 recomputed from each run's written lists: per list, the mean over item pairs of one minus
+    the cosine of their genre sets (|A & B| / sqrt(|A| |B|)), movies without a genre left out."""
+    movies = pd.read_csv(config_file.parent / "movies.csv")
+    genres = {m: set(g.split("|")) for m, g in zip(movies["movieId"], movies["genres"])}
+    genres = {m: g for m, g in genres.items() if g != {"(no genres listed)"}}
+    config = _config(config_file, one_call_folder / "eval")
+    recs = evaluation_of(spark, config).recommendations().toPandas()
+    for run_id, lists in recs[recs["rank"] <= 10].groupby("RunId"):
+        per_list = []
+        for _, rows in lists.groupby("user"):
+            items = [genres[i] for i in rows["item"] if i in genres]
+            pairs = itertools.combinations(items, 2)
+            per_list.append(np.mean([1 - len(a & b) / math.sqrt(len(a) * len(b)) for a, b in pairs]))
+        found = one_call.set_index("RunId").loc[run_id, "diversity@10"]
+        assert found == pytest.approx(np.mean(per_list), abs=1e-12) and 0 < found < 1
+
+
 def test_collect_names_the_planned_runs_nothing_ran(spark, config_file, mlflow_uri, tmp_path, capsys):
     argv = ["--config", str(config_file), "--set", f"evaluation.path={tmp_path / 'eval'}"]
     assert main(["multieval", *argv, "--plan"]) == 0
@@ -122,6 +149,13 @@ def test_a_bad_selection_is_refused_before_spark_starts(config_file, capsys):
     assert "runs: '2of4' is not a RunId (3), a range (1-4) or a slice (2/4)" in _error_line(capsys)
     assert main([*argv, "--runs", "5/4"]) == 2
     assert "runs: slice '5/4' needs 1 <= k <= n" in _error_line(capsys)
+
+
+def test_genres_without_a_movielens_folder_are_refused_before_spark_starts(config_file, capsys):
+    ratings = config_file.parent / "ratings.csv"
+    argv = ["multieval", "--config", str(config_file), "--remote", "sc://nowhere:1"]
+    assert main([*argv, "--set", f"data.ratings={ratings}", "--set", "data.genres=true"]) == 2
+    assert f"data.genres: {ratings} is not a MovieLens folder with its movies file" in _error_line(capsys)
 
 
 def test_a_folder_keeps_the_config_its_runs_were_planned_with(config_file, tmp_path):
@@ -155,7 +189,7 @@ def test_the_bundle_job_runs_on_this_machine_as_on_databricks(
     """`spark-recs job spark_recs_multieval`: plan, the four slice tasks (two at a time), collect, each its
     own process running the bundle's entry point with the bundle's parameters."""
     folder = tmp_path / "eval"
-    params = {"config": config_file, "ratings": config_file.parent / "ratings.csv", "path": folder}
+    params = {"config": config_file, "ratings": config_file.parent, "path": folder}
     params["results_table"] = tmp_path / "results"
     argv = [item for name, value in params.items() for item in ("--param", f"{name}={value}")]
     assert main(["job", "spark_recs_multieval", *argv, "--concurrency", "2"]) == 0

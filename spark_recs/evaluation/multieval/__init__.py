@@ -83,15 +83,19 @@ class MultiEval:
         becomes a column with that value."""
         self._plan.add_algorithms(algos, attrs, **kwargs)
 
-    def add_datasets(self, data, name: str | None = None, candidates=None, **kwargs) -> None:
+    def add_datasets(
+        self, data, name: str | None = None, candidates=None, item_vectors=None, **kwargs
+    ) -> None:
         """Add a data set: a ``(train, test)`` pair, an iterable of pairs (or of objects with ``.train``
         and ``.test``, as :func:`~spark_recs.data.split.partition_users` yields), or a function returning
         either (called when the runs are first listed). A side is a pandas or Spark DataFrame
         (``user, item[, rating, ...]``) or a table name / path (:func:`~spark_recs.data.io.read_table`).
         Each pair is a ``Partition``, numbered from 1. ``name`` (default ``"data"``) is the ``DataSet``
         column and must be unique; ``candidates`` overrides the evaluation's default for this data set;
-        other keywords become runs-table columns."""
-        self._plan.add_datasets(data, name, candidates, **kwargs)
+        ``item_vectors`` (pandas ``item, vector``, e.g. :func:`~spark_recs.data.movielens.genre_vectors`,
+        or a function returning it) adds each run's ``diversity@10``; other keywords become runs-table
+        columns."""
+        self._plan.add_datasets(data, name, candidates, item_vectors, **kwargs)
 
     def persist_data(self, overwrite: bool = False) -> None:
         """Write every data set's partitions to ``data/<DataSet>/<Partition>/{train,test}`` (Parquet) and

@@ -36,12 +36,13 @@ class Algorithm:
 
 @dataclass
 class DataSet:
-    """An added data set: its name, source, candidate sets and runs-table columns."""
+    """An added data set: its name, source, candidate sets, runs-table columns and item vectors."""
 
     name: str
     source: object
     candidates: object
     columns: dict
+    item_vectors: object = None  # pandas ``item, vector``, or a function returning it (or None)
     pairs: list | None = None  # (train, test) per partition, resolved on first need
 
     def partitions(self) -> list[tuple]:
@@ -63,6 +64,12 @@ class DataSet:
                 raise ValueError(f"data set {self.name!r} has no (train, test) pairs")
             self.pairs = pairs
         return self.pairs
+
+    def vectors(self):
+        """The item vectors (``item, vector``) or None, the function called on first need."""
+        if callable(self.item_vectors):
+            self.item_vectors = self.item_vectors()
+        return self.item_vectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +110,7 @@ class Plan:
             columns = {a: plain(getattr(algo, a, None)) for a in attrs} | extra
             self.algorithms.append(Algorithm(algo, columns, str(name) if name is not None else repr(algo)))
 
-    def add_datasets(self, data, name: str | None = None, candidates=None, **kwargs) -> None:
+    def add_datasets(self, data, name=None, candidates=None, item_vectors=None, **kwargs) -> None:
         """See :meth:`MultiEval.add_datasets`."""
         name = "data" if name is None else str(name)
         if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\"):
@@ -111,7 +118,8 @@ class Plan:
         if any(d.name == name for d in self.datasets):
             raise ValueError(f"a data set named {name!r} was already added; pass a different name=")
         self._check_columns(list(kwargs), "add_datasets")
-        self.datasets.append(DataSet(name, data, candidates, {k: plain(v) for k, v in kwargs.items()}))
+        columns = {k: plain(v) for k, v in kwargs.items()}
+        self.datasets.append(DataSet(name, data, candidates, columns, item_vectors))
 
     def _check_columns(self, names, where: str) -> None:
         clash = sorted(set(names) & self.reserved) + [n for n in names if str(n).startswith("_")]

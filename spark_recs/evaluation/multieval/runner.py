@@ -5,8 +5,9 @@ collected to pandas, predicts the test ratings when asked to and the model predi
 (``Recommender.predicts_ratings``), recommends ``recommend`` items to every test user (``True``: every
 candidate), and measures the lists with :class:`~spark_recs.evaluation.accuracy.RecListAnalysis` (over all
 test users: one without recommendations scores 0) and, beyond accuracy, their catalogue coverage, exposure
-Gini, novelty, popularity and personalisation at :data:`BEYOND_CUTOFF` against the run's training data
-(:func:`~spark_recs.evaluation.beyond.beyond_accuracy`), and the predictions with
+Gini, novelty, popularity, personalisation and, given the data set's item vectors, intra-list diversity at
+:data:`BEYOND_CUTOFF` against the run's training data (:func:`~spark_recs.evaluation.beyond.beyond_accuracy`),
+and the predictions with
 :func:`~spark_recs.evaluation.accuracy.prediction_metrics` (rows without a prediction left out and counted
 in ``n_pred_missing``).
 """
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_METRICS = ("ndcg", "ndcg@10", "precision@10", "recall@10", "recip_rank", "hit@10")
 #: The cut-off of the beyond-accuracy columns (:data:`BEYOND_COLUMNS`) of every run that recommends.
 BEYOND_CUTOFF = 10
-BEYOND_COLUMNS = tuple(f"{m}@{BEYOND_CUTOFF}" for m in BEYOND_METRICS if m != "diversity")
+BEYOND_COLUMNS = tuple(f"{m}@{BEYOND_CUTOFF}" for m in BEYOND_METRICS)
 TEST_ROWS_PER_PARTITION = 200_000
 
 
@@ -198,7 +199,8 @@ class Runner:
         per_user = self.analysis.compute(written, test).toPandas()
         per_user = per_user.sort_values("user", kind="stable").reset_index(drop=True)
         counts = {"n_test_users": len(per_user), "n_users_with_recs": int((per_user["nrecs"] > 0).sum())}
-        metrics = self.analysis.summary(per_user) | counts | beyond_accuracy(written, train, BEYOND_CUTOFF)
+        beyond = beyond_accuracy(written, train, BEYOND_CUTOFF, item_vectors=run.dataset.vectors())
+        metrics = self.analysis.summary(per_user) | counts | beyond
         self.store.write_user_metrics(run.id, per_user)
         tracking.log_frame(per_user, "user_metrics.csv")
         return metrics
