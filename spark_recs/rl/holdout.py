@@ -91,9 +91,12 @@ def in_catalogue(scores: torch.Tensor, model_items: Vocabulary, holdout: NextIte
     return out
 
 
-def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10) -> dict[str, float]:
+def ranking_metrics(
+    scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10, item_vectors: pd.DataFrame | None = None
+) -> dict[str, float]:
     """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` (full ranking) and, of the top-``k`` lists against the
-    training rows, ``coverage@k``, ``gini@k``, ``novelty@k``, ``popularity@k`` and ``personalisation@k``
+    training rows, ``coverage@k``, ``gini@k``, ``novelty@k``, ``popularity@k``, ``personalisation@k`` and,
+    given ``item_vectors`` (``item, vector``), ``diversity@k``
     (:func:`~spark_recs.evaluation.beyond.beyond_accuracy`) of ``(test users, catalogue)`` scores.
 
     NaN scores and the users' prefix items are never recommended.
@@ -122,7 +125,7 @@ def ranking_metrics(scores: torch.Tensor, holdout: NextItemHoldout, k: int = 10)
         f"hr@{k}": counts.recall(k),
         f"ndcg_log2p1@{k}": counts.ndcg(k, "ndcg_log2p1"),
         "mrr": counts.mrr(n_items),
-        **beyond_accuracy(lists, holdout.train, k),
+        **beyond_accuracy(lists, holdout.train, k, item_vectors=item_vectors),
         "users": n_users,
         "unknown_targets": int((targets < 0).sum()),
     }

@@ -342,7 +342,8 @@ def holdout_metrics(
     """``hr@k``, ``ndcg_log2p1@k``, ``mrr`` and the beyond-accuracy figures at ``k`` of a trained policy
     (``nets`` as for :meth:`ActorRecommender.from_policy`) on a
     :class:`~spark_recs.rl.holdout.NextItemHoldout`: each test user's state is the last frame of its prefix
-    (training rows, then the validation row)."""
+    (training rows, then the validation row); ``diversity@k`` is over the ``embeddings`` the policy acts on
+    (so not comparable between models with embeddings of their own, and no promotion guard)."""
 
     model = ActorRecommender.from_policy(
         nets,
@@ -353,7 +354,8 @@ def holdout_metrics(
         rating_center=rating_center,
         rating_scale=rating_scale,
     )
-    return ranking_metrics(user_model_scores(model, holdout), holdout, k=k)
+    vectors = pd.DataFrame({"item": embeddings.ids, "vector": list(embeddings.vectors.double().numpy())})
+    return ranking_metrics(user_model_scores(model, holdout), holdout, k=k, item_vectors=vectors)
 
 
 # ---- tune ---------------------------------------------------------------------------------------------

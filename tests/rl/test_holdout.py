@@ -82,6 +82,12 @@ def test_exact_ranks_with_ties_seen_items_and_unknown_targets():
     picks = np.array([3, 2, 4, 5, 6, 5]) / 6
     assert got["novelty@2"] == pytest.approx(-np.log2(picks).mean())
     assert got["users"] == 3 and got["unknown_targets"] == 1
+    assert "diversity@2" not in got  # only given item vectors
+
+    vectors = pd.DataFrame({"item": [10, 20, 30, 40, 50], "vector": [[1, 0], [0, 1], [1, 1], [1, 0], [0, 1]]})
+    # Lists (20, 10), (30, 40), (50, 40): cosine distances 1, 1 - 1/sqrt(2), 1.
+    diversity = ranking_metrics(scores, holdout, k=2, item_vectors=vectors)["diversity@2"]
+    assert diversity == pytest.approx((3 - 1 / math.sqrt(2)) / 3)
 
 
 def test_model_items_are_laid_out_over_the_catalogue():

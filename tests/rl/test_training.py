@@ -235,6 +235,8 @@ def test_ddpg_from_config_logs_registers_and_serves(spark, mlflow_uri, tmp_path)
     holdout = result.evaluation.iloc[0]
     assert holdout["users"] == raw["userId"].nunique() and 0 <= holdout["hr@10"] <= 1
     assert run.data.metrics["holdout_hr_at_10"] == pytest.approx(holdout["hr@10"])
+    assert 0 < holdout["diversity@10"] < 2  # 1 - cos over the policy's item embeddings
+    assert run.data.metrics["holdout_diversity_at_10"] == pytest.approx(holdout["diversity@10"])
     # The policy trained on the holdout's training rows: two rows per user fewer than the file.
     assert run.data.params["train_rows"] == str(len(raw) - 2 * raw["userId"].nunique())
 
