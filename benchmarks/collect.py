@@ -1,7 +1,6 @@
 """Benchmark: the driver's peak memory and time to collect GRU4Rec's training input, two ways side by side.
 
-Synthetic session events (``spark_recs.data.synthetic.synthetic_sessions``) are written to Parquet once (not
-timed). Then, each in a fresh Python process so the peaks are separable, one engine (classic local Spark or
+Synthetic session events (``prepare.make_data``, with no bad rows) are written to Parquet once (not timed). Then, each in a fresh Python process so the peaks are separable, one engine (classic local Spark or
 an in-process pysail Spark Connect server) reads them and collects the columns the model reads
 (``SessionId, ItemId, Time``):
 
@@ -19,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import prepare  # this folder's data-preparation benchmark: its data, engines and subprocess runner
 
 METHODS = ("toPandas", "collect_columns")
 COLUMNS = ["SessionId", "ItemId", "Time"]
@@ -39,33 +38,10 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def generate(path: str, n_events: int) -> None:
-    from spark_recs.data.synthetic import synthetic_sessions
-    from spark_recs.runtime import get_spark
-
-    spark = get_spark()
-    synthetic_sessions(spark, n_events, 50_000).write.mode("overwrite").parquet(path)
-    spark.stop()
-
-
 def worker(engine: str, method: str, src: str, work: str) -> dict:
-    os.environ["SPARK_RECS_HOME"] = work
-    server = None
-    if engine == "classic":
-        from spark_recs.runtime import get_spark
-
-        spark = get_spark()
-    else:
-        from pysail.spark import SparkConnectServer
-        from pyspark.sql import SparkSession
-
-        os.environ.setdefault("RUST_LOG", "error")
-        server = SparkConnectServer(ip="127.0.0.1", port=0)
-        server.start(background=True)
-        host, port = server.listening_address
-        spark = SparkSession.builder.remote(f"sc://{host}:{port}").create()
     from spark_recs.data.io import collect_columns
 
+    spark, stop = prepare.start_engine(engine, work)
     df = spark.read.parquet(src)
     df.limit(1).collect()  # the session and the reader warmed up, outside the measurement
     before = rss_mb()
@@ -81,17 +57,12 @@ def worker(engine: str, method: str, src: str, work: str) -> dict:
         "rows": len(frame),
         "dtypes": ",".join(str(t) for t in frame.dtypes),
     }
-    spark.stop()
-    if server is not None:
-        server.stop()
+    stop()
     return result
 
 
 def subcommand(*args) -> str:
-    proc = subprocess.run([sys.executable, __file__, *map(str, args)], stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed (exit {proc.returncode})")
-    return (proc.stdout.strip().splitlines() or [""])[-1]
+    return prepare.subcommand(*args, script=__file__)
 
 
 def main() -> None:
@@ -99,7 +70,7 @@ def main() -> None:
         print(json.dumps(worker(*sys.argv[2:6])))
         return
     if sys.argv[1:2] == ["--generate"]:
-        generate(sys.argv[2], int(sys.argv[3]))
+        prepare.make_data(sys.argv[2], int(sys.argv[3]), 50_000, 0, 0.0)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)

@@ -238,18 +238,16 @@ def vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
-def worker(engine: str, src: str, out: str, work: str) -> dict:
-    import pyarrow.dataset
-
+def start_engine(engine: str, work: str):
+    """``(spark, stop)`` for ``engine`` with its work dir ``work``: classic local Spark, or a pysail Spark
+    Connect server in this process and a session on it; ``(None, stop)`` for pandas."""
     os.environ["SPARK_RECS_HOME"] = work
-    rows_in = pyarrow.dataset.dataset(src).count_rows()  # from the Parquet footers
-    jvm_pid = server = spark = None
     if engine == "classic":
         from spark_recs.runtime import get_spark
 
         spark = get_spark()
-        jvm_pid = spark.sparkContext._gateway.proc.pid
-    elif engine == "pysail":
+        return spark, spark.stop
+    if engine == "pysail":
         from pysail.spark import SparkConnectServer
         from pyspark.sql import SparkSession
 
@@ -258,6 +256,16 @@ def worker(engine: str, src: str, out: str, work: str) -> dict:
         server.start(background=True)
         host, port = server.listening_address
         spark = SparkSession.builder.remote(f"sc://{host}:{port}").create()
+        return spark, lambda: (spark.stop(), server.stop())
+    return None, lambda: None
+
+
+def worker(engine: str, src: str, out: str, work: str) -> dict:
+    import pyarrow.dataset
+
+    rows_in = pyarrow.dataset.dataset(src).count_rows()  # from the Parquet footers
+    spark, stop = start_engine(engine, work)
+    jvm_pid = spark.sparkContext._gateway.proc.pid if engine == "classic" else None
 
     meter = StepMeter(spark)
     start = time.perf_counter()
@@ -269,10 +277,7 @@ def worker(engine: str, src: str, out: str, work: str) -> dict:
 
     driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     jvm_mb = vm_hwm_mb(jvm_pid) if jvm_pid else None
-    if spark is not None:
-        spark.stop()
-    if server is not None:
-        server.stop()
+    stop()
     return {
         "seconds": seconds,
         "driver_mb": driver_mb,
@@ -282,9 +287,10 @@ def worker(engine: str, src: str, out: str, work: str) -> dict:
     }
 
 
-def subcommand(*args) -> str:
-    """Run this script's internal ``args`` in a fresh Python process; return its last line of output."""
-    proc = subprocess.run([sys.executable, __file__, *map(str, args)], stdout=subprocess.PIPE, text=True)
+def subcommand(*args, script: str = __file__) -> str:
+    """Run ``script``'s (default: this one's) internal ``args`` in a fresh Python process; return its last line
+    of output."""
+    proc = subprocess.run([sys.executable, script, *map(str, args)], stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, args))} failed (exit {proc.returncode})")
     return (proc.stdout.strip().splitlines() or [""])[-1]

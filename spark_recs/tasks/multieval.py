@@ -158,13 +158,16 @@ def genres_folder(data: dict) -> str | None:
     None; a ConfigError when ``data.genres`` is true and ``data.ratings`` is no such folder (needs no
     Spark: the CLI checks it before starting a session)."""
     wanted, source = data["genres"], data["ratings"]
-    found = has_items(source)
-    if wanted and not found:
+    if wanted is False:
+        return None
+    if has_items(source):
+        return source
+    if wanted:
         raise ConfigError(
             f"data.genres: {source} is not a MovieLens folder with its movies file (movies.csv, movies.dat "
             "or u.item); point data.ratings at the folder, or set data.genres: false"
         )
-    return source if found and wanted is not False else None
+    return None
 
 
 def multieval(
